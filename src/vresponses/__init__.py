@@ -1,0 +1,3 @@
+"""vresponses: the Responses API (`POST /v1/responses`) served from a vLLM engine."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,109 @@
+"""The narrow engine protocol: token ids and sampling options in, an async stream of deltas out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class EngineError(Exception):
+    """The engine failed or is unavailable; the api maps this to a 503."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopLogprob:
+    """One candidate token at a position."""
+
+    token: str
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """The chosen token at a position, its logprob and the top candidates."""
+
+    token: str
+    logprob: float
+    top: tuple[TopLogprob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    """A structured-output constraint: exactly one of json (a JSON Schema) or grammar (EBNF) or structural_tag."""
+
+    json: dict[str, object] | None = None
+    grammar: str | None = None
+    structural_tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingOptions:
+    """What the engine needs to sample one completion; validated before it gets here."""
+
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    logprobs: int | None = None
+    constraint: Constraint | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineDelta:
+    """What one engine step produced for one request."""
+
+    text: str
+    token_ids: Sequence[int]
+    logprobs: tuple[TokenLogprob, ...] = ()
+    finish_reason: str | None = None  # "stop" | "length" | "abort" on the last delta
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What the server needs to know about the loaded model."""
+
+    name: str
+    max_model_len: int
+    created: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Tokenizer(Protocol):
+    """The subset of a Hugging Face tokenizer the pipeline uses."""
+
+    chat_template: str | None
+    eos_token: str | None
+    bos_token: str | None
+
+    def encode(self, text: str, add_special_tokens: bool = ...) -> list[int]: ...
+
+
+class Engine(Protocol):
+    """Generates from token ids; one implementation per engine kind, plus a scripted fake."""
+
+    info: ModelInfo
+    tokenizer: Tokenizer
+
+    def generate(
+        self, request_id: str, prompt_token_ids: list[int], options: SamplingOptions
+    ) -> AsyncIterator[EngineDelta]:
+        """Stream deltas until the request finishes; raise EngineError if the engine fails."""
+        ...
+
+    async def abort(self, request_id: str) -> None:
+        """Stop a request; a no-op for one that already finished."""
+
+    async def healthy(self) -> bool:
+        """Whether the engine can serve requests."""
+        ...
+
+    def unfinished_requests(self) -> int:
+        """How many requests the engine is still working on."""
+        ...
+
+    async def close(self) -> None:
+        """Release the engine."""

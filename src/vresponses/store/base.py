@@ -1,0 +1,92 @@
+"""The narrow store protocol: responses as rows, chains by previous_response_id, leases for in-flight work."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+# Statuses a response row moves through; the last four are final.
+QUEUED = "queued"
+IN_PROGRESS = "in_progress"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+INCOMPLETE = "incomplete"
+UNFINISHED = (QUEUED, IN_PROGRESS)
+
+
+class StoreError(Exception):
+    """The store failed (connection lost, migration failed); the api maps this to a 503."""
+
+
+class Conflict(StoreError):
+    """A row with that id already exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """One response as stored: ids and status as columns, items and the full response as JSON bytes.
+
+    `input_items` holds only the items this turn added (after previous_response_id resolution);
+    `output_items` the items it produced; `body` the whole response object as served by GET.
+    """
+
+    id: str
+    tenant: str
+    previous_response_id: str | None
+    status: str
+    created_at: float
+    updated_at: float
+    input_items: bytes
+    output_items: bytes
+    body: bytes
+    cancel_requested: bool = False
+
+
+class Store(Protocol):
+    """Durable response state; every read is scoped to the tenant (API key) that wrote the row."""
+
+    async def open(self) -> None:
+        """Connect and apply pending schema migrations."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def insert(self, row: StoredResponse, lease_until: float | None = None) -> None:
+        """Write a new row in one transaction; raise Conflict if the id exists."""
+
+    async def finish(self, row: StoredResponse) -> None:
+        """Replace status, output_items, body and updated_at of an existing row in one transaction."""
+
+    async def get(self, response_id: str, tenant: str) -> StoredResponse | None:
+        """Return the row, or None if it is missing, deleted, or another tenant's."""
+        ...
+
+    async def chain(self, response_id: str, tenant: str) -> list[StoredResponse] | None:
+        """Return the row and all its ancestors, oldest first; None if any link is missing or not the tenant's."""
+        ...
+
+    async def delete(self, response_id: str, tenant: str) -> bool:
+        """Delete the row; False if it was not there for this tenant."""
+        ...
+
+    async def request_cancel(self, response_id: str, tenant: str) -> StoredResponse | None:
+        """Flag an unfinished row for cancellation and return it (None if not found)."""
+        ...
+
+    async def renew_leases(self, response_ids: Sequence[str], lease_until: float) -> list[str]:
+        """Extend the leases of rows this process is working on; return those whose cancel was requested."""
+        ...
+
+    async def expire_leases(self, now: float) -> int:
+        """Mark unfinished rows whose lease ran out (their process died) as failed; return how many."""
+        ...
+
+    async def prune(self, older_than: float | None, max_rows: int | None) -> int:
+        """Delete finished rows created before older_than and the oldest beyond max_rows; return how many."""
+        ...
+
+    async def count(self) -> int:
+        """How many rows are stored."""
+        ...
