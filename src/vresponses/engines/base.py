@@ -11,6 +11,14 @@ class EngineError(Exception):
     """The engine failed or is unavailable; the api maps this to a 503."""
 
 
+class EngineRejected(EngineError):
+    """The engine refused this request's inputs; the api maps this to a 400."""
+
+
+class EngineBusy(EngineError):
+    """The engine's queue is full; the api maps this to a 429."""
+
+
 @dataclass(frozen=True, slots=True)
 class TopLogprob:
     """One candidate token at a position."""

@@ -1,0 +1,5 @@
+"""`python -m vresponses` runs the command line."""
+
+from vresponses.cli import main
+
+main()

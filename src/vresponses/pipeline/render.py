@@ -1,0 +1,162 @@
+"""Conversation items (+ instructions and tools) -> chat messages -> prompt text -> prompt token ids."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vresponses.engines.base import Tokenizer
+from vresponses.errors import InvalidRequest
+from vresponses.parsers.base import CallFormat, ToolSpec
+from vresponses.pipeline.items import FunctionCall, FunctionCallOutput, Item, Message, OutputText, Reasoning
+from vresponses.pipeline.template import ChatTemplate, TemplateRenderError
+
+# The documented fallback for templates that ignore `tools`: a Hermes-style block in the system message.
+TOOL_PROMPT = (
+    "You may call one or more functions to assist with the user query. "
+    "Function signatures are given inside <tools></tools> XML tags:\n<tools>\n{tools}\n</tools>\n\n"
+    "To call a function, answer with exactly this and nothing else, once per call:\n{example}"
+)
+HERMES = CallFormat(prefix="", begin="<tool_call>\n", end="\n</tool_call>", separator="\n", suffix="")
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """The rendered prompt: its text, its token ids and whether it leaves the model inside reasoning."""
+
+    text: str
+    token_ids: list[int]
+    opens_reasoning: bool
+
+
+def tool_schema(tool: ToolSpec) -> dict[str, Any]:
+    """A tool in the chat-template (OpenAI chat) shape."""
+    function: dict[str, Any] = {"name": tool.name, "parameters": dict(tool.parameters)}
+    if tool.description:
+        function["description"] = tool.description
+    return {"type": "function", "function": function}
+
+
+def _arguments(raw: str) -> Any:
+    # Templates expect parsed arguments (transformers' convention); keep the string if it is not JSON.
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+class Renderer:
+    """Turns a conversation into prompt tokens with one model's template, tokenizer and call format."""
+
+    def __init__(self, template: ChatTemplate, tokenizer: Tokenizer, call_format: CallFormat | None) -> None:
+        self.template = template
+        self.tokenizer = tokenizer
+        self.call_format = call_format or HERMES
+
+    def messages(self, items: Sequence[Item], instructions: str | None) -> list[dict[str, Any]]:
+        """Chat messages for the template: consecutive assistant items merge into one assistant message."""
+        out: list[dict[str, Any]] = []
+        if instructions:
+            out.append({"role": "system", "content": instructions})
+        names: dict[str, str] = {}
+        assistant: dict[str, Any] | None = None
+        for item in items:
+            if isinstance(item, Reasoning | OutputText | FunctionCall) or (
+                isinstance(item, Message) and item.role == "assistant"
+            ):
+                if assistant is None or (isinstance(item, Reasoning) and assistant.get("content")):
+                    assistant = {"role": "assistant", "content": ""}
+                    out.append(assistant)
+                self._into_assistant(assistant, item, names)
+                continue
+            assistant = None
+            if isinstance(item, FunctionCallOutput):
+                out.append(self._tool_message(item.call_id, item.output, names, "input"))
+            elif isinstance(item, Message) and item.role == "tool":
+                out.append(self._tool_message(item.tool_call_id or "", item.content, names, "input"))
+            elif isinstance(item, Message):
+                role = "system" if item.role == "developer" else item.role
+                out.append({"role": role, "content": item.content})
+        return out
+
+    def _into_assistant(self, message: dict[str, Any], item: Item, names: dict[str, str]) -> None:
+        if isinstance(item, Reasoning):
+            message["reasoning_content"] = message.get("reasoning_content", "") + item.text
+            return
+        if isinstance(item, OutputText):
+            message["content"] += item.text
+            return
+        calls = message.setdefault("tool_calls", [])
+        if isinstance(item, FunctionCall):
+            names[item.call_id] = item.name
+            calls.append(self._call(item.call_id, item.name, item.arguments))
+            return
+        assert isinstance(item, Message)
+        message["content"] += item.content
+        for call in item.tool_calls:
+            names[call.id] = call.name
+            calls.append(self._call(call.id, call.name, call.arguments))
+
+    @staticmethod
+    def _call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+        return {
+            "id": call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": _arguments(arguments)},
+        }
+
+    @staticmethod
+    def _tool_message(call_id: str, content: str, names: dict[str, str], param: str) -> dict[str, Any]:
+        if call_id not in names:
+            raise InvalidRequest(
+                f"No function call with call_id {call_id!r} precedes this tool output in the conversation.",
+                param=param,
+            )
+        return {"role": "tool", "tool_call_id": call_id, "name": names[call_id], "content": content}
+
+    def render(self, items: Sequence[Item], instructions: str | None, tools: Sequence[ToolSpec]) -> Prompt:
+        """Render and tokenize the conversation; tools the template ignores go into the system message."""
+        messages = self.messages(items, instructions)
+        schemas = [tool_schema(t) for t in tools] or None
+        if schemas and not self.template.supports_tools:
+            messages = self._with_tool_prompt(messages, schemas)
+        if not self.template.supports_tool_calls:
+            messages = [self._flatten_calls(m) for m in messages]
+        if not self.template.supports_reasoning:
+            messages = [{k: v for k, v in m.items() if k != "reasoning_content"} for m in messages]
+        try:
+            text = self.template.render(messages, schemas if self.template.supports_tools else None)
+        except TemplateRenderError as exc:
+            raise InvalidRequest(str(exc), param="input") from exc
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        return Prompt(text=text, token_ids=list(ids), opens_reasoning=text.rstrip().endswith("<think>"))
+
+    def _with_tool_prompt(self, messages: list[dict[str, Any]], schemas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        fmt = self.call_format
+        call = {fmt.name_key: "<function-name>", fmt.args_key: {"<argument>": "<value>"}}
+        example = fmt.prefix + fmt.begin + json.dumps(call) + fmt.end + fmt.suffix
+        block = TOOL_PROMPT.format(tools="\n".join(json.dumps(s) for s in schemas), example=example)
+        if messages and messages[0]["role"] == "system":
+            first = dict(messages[0], content=f"{messages[0]['content']}\n\n{block}")
+            return [first, *messages[1:]]
+        return [{"role": "system", "content": block}, *messages]
+
+    def _flatten_calls(self, message: dict[str, Any]) -> dict[str, Any]:
+        # The template would drop calls and tool results; write them as text in the model's call format.
+        fmt = self.call_format
+        if message.get("tool_calls"):
+            calls = [
+                fmt.begin
+                + json.dumps({fmt.name_key: c["function"]["name"], fmt.args_key: c["function"]["arguments"]})
+                + fmt.end
+                for c in message["tool_calls"]
+            ]
+            text = fmt.prefix + fmt.separator.join(calls) + fmt.suffix
+            content = f"{message['content']}\n{text}" if message["content"] else text
+            rest = {k: v for k, v in message.items() if k != "tool_calls"}
+            return dict(rest, content=content)
+        if message["role"] == "tool":
+            return {"role": "user", "content": f"<tool_response>\n{message['content']}\n</tool_response>"}
+        return message
