@@ -1,0 +1,1 @@
+"""The models vresponses can serve, starting with the embedded default (see `prepare`)."""
