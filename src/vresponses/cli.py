@@ -41,10 +41,23 @@ def prepare(
 ) -> None:
     """Convert the embedded SmolLM2-135M-Instruct GGUF into a Hugging Face folder, once, offline."""
     _engine_environment()
-    from vresponses.models.prepare import prepare_default_model
-
-    path = prepare_default_model(home)
+    path = _prepare(home)
     console.print(f"[green]ready[/green] {path}")
+
+
+def _prepare(home: Path) -> Path:
+    from vresponses.models.prepare import ModelPrepareError, is_prepared, prepare_default_model
+    from vresponses.models.progress import rich_progress
+
+    try:
+        if is_prepared(home):
+            return prepare_default_model(home)
+        console.print("Preparing the embedded default model (once, offline)...")
+        with rich_progress(console) as progress:
+            return prepare_default_model(home, progress)
+    except ModelPrepareError as exc:
+        console.print(f"[red]could not prepare the default model:[/red] {exc}")
+        raise typer.Exit(2) from None
 
 
 def _parse_extra(pairs: list[str]) -> dict[str, object]:
@@ -93,9 +106,9 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     name = served_model_name
     if model is None:
-        from vresponses.models.prepare import DEFAULT_MODEL_NAME, prepare_default_model
+        from vresponses.models.prepare import DEFAULT_MODEL_NAME
 
-        model = str(prepare_default_model(home))
+        model = str(_prepare(home))
         name = name or DEFAULT_MODEL_NAME
     if dtype == "auto" and not _cuda():
         dtype = "float32"  # bf16 on AVX2-only CPUs is slow and once produced garbage

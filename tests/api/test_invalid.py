@@ -37,7 +37,7 @@ BAD = [
 @pytest.mark.parametrize(("body", "param"), BAD)
 @pytest.mark.parametrize("stream", [False, True])
 def test_invalid_request_is_400_naming_param(client: TestClient, body: dict, param: str, stream: bool) -> None:
-    if stream and "stream_options" not in body:
+    if stream and "stream_options" not in body and "background" not in body:
         body = {**body, "stream": True}
     r = client.post("/v1/responses", json=body)
     assert r.status_code == 400, r.text

@@ -163,6 +163,8 @@ class VllmEngine:
     async def close(self) -> None:
         """Shut the engine core down."""
         self._llm.shutdown()
+        # Drop the reference now: AsyncLLM.__del__ shuts down again, which fails during interpreter exit.
+        del self._llm
 
 
 def _structured(factory: Any, constraint: Constraint) -> Any:

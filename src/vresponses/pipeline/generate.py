@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Mapping
@@ -56,7 +57,7 @@ async def generate(engine: Engine, plan: Plan) -> AsyncIterator[Event]:
     finish = "stop"
     pending: list[TokenLogprob] = []
     in_reasoning = plan.reasoning_parser is not None and plan.reasoning_parser.prompt_opens_reasoning
-    done = False
+    done = repeated = False
     try:
         async for delta in engine.generate(plan.request_id, plan.prompt_token_ids, plan.options):
             ntok = len(delta.token_ids)
@@ -76,9 +77,13 @@ async def generate(engine: Engine, plan: Plan) -> AsyncIterator[Event]:
                 yield event
             if delta.finish_reason is not None:
                 finish = delta.finish_reason
+            elif plan.forced is not None and _repeats(calls):
+                # Small models loop on a forced call when several are allowed; a repeat ends the turn.
+                repeated = True
+                break
         done = True
     finally:
-        if not done:
+        if not done or repeated:
             # Shielded: under anyio a cancelled scope would cancel this await too and leak the request.
             with anyio.CancelScope(shield=True):
                 await engine.abort(plan.request_id)
@@ -141,14 +146,37 @@ def _events(
     return events
 
 
+def _signature(calls: _Calls, index: int) -> tuple[str, str] | None:
+    try:
+        value = json.loads("".join(calls.arguments[index]))
+    except ValueError:
+        return None
+    return calls.names[index], json.dumps(value, sort_keys=True)
+
+
+def _repeats(calls: _Calls) -> bool:
+    """Whether the newest call is complete and identical to an earlier one."""
+    if len(calls.ids) < 2:
+        return False
+    newest = max(calls.ids)
+    signature = _signature(calls, newest)
+    return signature is not None and any(_signature(calls, i) == signature for i in calls.ids if i != newest)
+
+
 def _forced_calls(tools: Mapping[str, ToolSpec], calls: _Calls) -> list[ToolCallDelta]:
-    # Constrained decoding makes calls valid; a call cut short by max_output_tokens is dropped, never returned.
+    # Constrained decoding makes calls valid; a call cut short by max_output_tokens is dropped, never returned,
+    # and so is an exact repeat of an earlier call.
     out: list[ToolCallDelta] = []
+    seen: set[tuple[str, str] | None] = set()
     for index in sorted(calls.ids):
         name = calls.names[index]
         arguments = "".join(calls.arguments[index])
         if not arguments_valid(tools.get(name), arguments):
             log.warning("dropping a forced call to %r whose arguments do not validate", name)
             continue
+        signature = _signature(calls, index)
+        if signature in seen:
+            continue
+        seen.add(signature)
         out.append(ToolCallDelta(len(out), calls.ids[index], name, arguments))
     return out
