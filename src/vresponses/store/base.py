@@ -15,6 +15,9 @@ CANCELLED = "cancelled"
 INCOMPLETE = "incomplete"
 UNFINISHED = (QUEUED, IN_PROGRESS)
 
+# chain() gives up (returns None) beyond this many rows, so a corrupt cycle cannot spin forever.
+MAX_CHAIN_DEPTH = 10_000
+
 
 class StoreError(Exception):
     """The store failed (connection lost, migration failed); the api maps this to a 503."""

@@ -1,0 +1,145 @@
+"""MemoryStore: an in-memory fake of the Store protocol with SqlStore's semantics, for unit tests only.
+
+Nothing survives close(); it is not for production, and it is checked against SqlStore by the same
+contract tests (tests/store) so the layers above can rely on it behaving alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from vresponses.store.base import FAILED, MAX_CHAIN_DEPTH, UNFINISHED, Conflict, StoredResponse, StoreError
+
+
+class MemoryStore:
+    """The Store protocol over a dict; every method behaves as SqlStore's does."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, StoredResponse] = {}
+        self._leases: dict[str, float | None] = {}
+        self._open = False
+
+    def _check(self) -> None:
+        if not self._open:
+            raise StoreError("store is not open")
+
+    def _owned(self, response_id: str, tenant: str) -> StoredResponse | None:
+        row = self._rows.get(response_id)
+        return row if row is not None and row.tenant == tenant else None
+
+    async def open(self) -> None:
+        """Start accepting calls."""
+        self._open = True
+
+    async def close(self) -> None:
+        """Stop accepting calls; the rows are kept so a reopen behaves like a durable store."""
+        self._open = False
+
+    async def insert(self, row: StoredResponse, lease_until: float | None = None) -> None:
+        """Add a new row; raise Conflict if the id exists."""
+        self._check()
+        if row.id in self._rows:
+            raise Conflict(f"response {row.id!r} already exists")
+        self._rows[row.id] = row
+        self._leases[row.id] = lease_until if row.status in UNFINISHED else None
+
+    async def finish(self, row: StoredResponse) -> None:
+        """Replace status, output_items, body and updated_at; a final status also drops the lease."""
+        self._check()
+        old = self._owned(row.id, row.tenant)
+        if old is None:
+            return
+        self._rows[row.id] = dataclasses.replace(
+            old, status=row.status, output_items=row.output_items, body=row.body, updated_at=row.updated_at
+        )
+        if row.status not in UNFINISHED:
+            self._leases[row.id] = None
+
+    async def get(self, response_id: str, tenant: str) -> StoredResponse | None:
+        """Return the row, or None if it is missing, deleted, or another tenant's."""
+        self._check()
+        return self._owned(response_id, tenant)
+
+    async def chain(self, response_id: str, tenant: str) -> list[StoredResponse] | None:
+        """Return the row and all its ancestors, oldest first; None if any link is missing or not the tenant's."""
+        self._check()
+        rows: list[StoredResponse] = []
+        next_id: str | None = response_id
+        while next_id is not None:
+            row = self._owned(next_id, tenant)
+            if row is None or len(rows) >= MAX_CHAIN_DEPTH:
+                return None
+            rows.append(row)
+            next_id = row.previous_response_id
+        rows.reverse()
+        return rows
+
+    async def delete(self, response_id: str, tenant: str) -> bool:
+        """Delete the row; False if it was not there for this tenant."""
+        self._check()
+        if self._owned(response_id, tenant) is None:
+            return False
+        del self._rows[response_id]
+        del self._leases[response_id]
+        return True
+
+    async def request_cancel(self, response_id: str, tenant: str) -> StoredResponse | None:
+        """Flag the row for cancellation if unfinished and return it (finished rows are returned unchanged)."""
+        self._check()
+        row = self._owned(response_id, tenant)
+        if row is not None and row.status in UNFINISHED:
+            row = self._rows[response_id] = dataclasses.replace(row, cancel_requested=True)
+        return row
+
+    async def renew_leases(self, response_ids: Sequence[str], lease_until: float) -> list[str]:
+        """Extend the leases of unfinished rows; return the ids whose cancel was requested."""
+        self._check()
+        cancelled = []
+        for rid in dict.fromkeys(response_ids):
+            row = self._rows.get(rid)
+            if row is not None and row.status in UNFINISHED:
+                self._leases[rid] = lease_until
+                if row.cancel_requested:
+                    cancelled.append(rid)
+        return cancelled
+
+    async def expire_leases(self, now: float) -> int:
+        """Mark unfinished rows whose lease ran out before `now` as failed; return how many."""
+        self._check()
+        expired = [
+            rid
+            for rid, row in self._rows.items()
+            if row.status in UNFINISHED and (lease := self._leases[rid]) is not None and lease < now
+        ]
+        for rid in expired:
+            self._rows[rid] = dataclasses.replace(self._rows[rid], status=FAILED, updated_at=now)
+            self._leases[rid] = None
+        return len(expired)
+
+    async def prune(self, older_than: float | None, max_rows: int | None) -> int:
+        """Delete finished rows created before older_than, then the oldest finished beyond max_rows."""
+        self._check()
+        doomed: set[str] = set()
+        if older_than is not None:
+            doomed = {rid for rid, r in self._rows.items() if r.status not in UNFINISHED and r.created_at < older_than}
+        if max_rows is not None:
+            excess = len(self._rows) - len(doomed) - max(max_rows, 0)
+            oldest = sorted(
+                (r for rid, r in self._rows.items() if r.status not in UNFINISHED and rid not in doomed),
+                key=lambda r: (r.created_at, r.id),
+            )
+            doomed.update(r.id for r in oldest[: max(excess, 0)])
+        for rid in doomed:
+            del self._rows[rid]
+            del self._leases[rid]
+        return len(doomed)
+
+    async def count(self) -> int:
+        """How many rows are stored."""
+        self._check()
+        return len(self._rows)
+
+    def lease_of(self, response_id: str) -> float | None:
+        """The current lease of a row, for tests of the lease-renewing layer."""
+        return self._leases.get(response_id)

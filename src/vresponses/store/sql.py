@@ -1,0 +1,321 @@
+"""SqlStore: the Store protocol on SQLite (aiosqlite) or PostgreSQL (asyncpg) with SQLAlchemy async Core.
+
+Every write is one transaction (`engine.begin()`), so a crash mid-request leaves either the old row or the
+new one, never half of it. Driver and SQLAlchemy errors are translated here, and only here, into
+StoreError (Conflict for a duplicate id).
+
+Deleting a response leaves its children in place (previous_response_id is not a foreign key); their
+`chain()` then returns None because a link is missing, which the api answers with 404. We chose this over
+cascading deletes, which would silently remove other responses, and over re-parenting, which would
+silently change the conversation a child continues.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from alembic.util import CommandError
+from sqlalchemy import Integer, Row, delete, event, func, literal, select, update
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from vresponses.store import migrate
+from vresponses.store.base import FAILED, MAX_CHAIN_DEPTH, UNFINISHED, Conflict, StoredResponse, StoreError
+from vresponses.store.schema import responses as t
+
+# How long a SQLite writer waits for another process's write lock before failing with "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+
+_SQLITE_DRIVERS = {"sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"}
+_PG_DRIVERS = {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2"}
+
+# Execution option that picks how the SQLite "begin" hook opens a transaction.
+_BEGIN = "vresponses_sqlite_begin"
+
+
+def async_url(url: str) -> URL:
+    """Map a plain sqlite:// or postgresql:// URL to its async driver; ValueError for anything else."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # SQLAlchemy raises ArgumentError, but any parse failure is a config error
+        raise ValueError(f"not a database URL: {url!r}") from exc
+    if parsed.drivername in _SQLITE_DRIVERS:
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if parsed.drivername in _PG_DRIVERS:
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise ValueError(f"unsupported store URL scheme {parsed.drivername!r}: use sqlite:/// or postgresql://")
+
+
+@contextlib.contextmanager
+def _translated(action: str) -> Iterator[None]:
+    try:
+        yield
+    except StoreError:
+        raise
+    # OSError covers refused connections and timeouts that asyncpg raises before SQLAlchemy can wrap them.
+    except (SQLAlchemyError, OSError, CommandError) as exc:
+        raise StoreError(f"store {action} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _row(r: Row[Any]) -> StoredResponse:
+    return StoredResponse(
+        id=r.id,
+        tenant=r.tenant,
+        previous_response_id=r.previous_response_id,
+        status=r.status,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        input_items=bytes(r.input_items),
+        output_items=bytes(r.output_items),
+        body=bytes(r.body),
+        cancel_requested=bool(r.cancel_requested),
+    )
+
+
+def _sqlite_engine(url: URL) -> AsyncEngine:
+    memory = url.database in (None, "", ":memory:")
+    if not memory and not url.query.get("uri"):
+        Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
+    # One shared connection for :memory:, else every pooled connection would see its own empty database.
+    engine = create_async_engine(url, poolclass=StaticPool) if memory else create_async_engine(url)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take BEGIN away from the sqlite3 module: it skips BEGIN before DDL (so migrations would not be
+        # atomic) and only ever issues a deferred BEGIN; the "begin" hook below issues ours instead.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        # WAL lets readers run beside the writer; NORMAL skips the fsync per commit that WAL makes
+        # unnecessary for integrity (a power cut may lose the last commits, never corrupt the file).
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            "PRAGMA foreign_keys=ON",
+        ):
+            cur.execute(pragma)
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Writers take the write lock up front (IMMEDIATE), so busy_timeout applies; a deferred transaction
+        # that reads first and then writes fails at once with SQLITE_BUSY when another process wrote.
+        # Single-statement reads need no transaction at all.
+        begin = conn.get_execution_options().get(_BEGIN, "BEGIN IMMEDIATE")
+        if begin:
+            conn.exec_driver_sql(begin)
+
+    return engine
+
+
+def _pg_engine(url: URL) -> AsyncEngine:
+    # pre_ping costs one round trip per checkout but survives server restarts and idle-timeouts without
+    # surfacing a StoreError on the first request afterwards.
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+class SqlStore:
+    """The Store protocol on SQLite or PostgreSQL, chosen by URL; call open() before use and close() after."""
+
+    def __init__(self, url: str) -> None:
+        self._url = async_url(url)
+        self._engine: AsyncEngine | None = None
+        self._reader: AsyncEngine | None = None
+
+    @property
+    def dialect(self) -> str:
+        """'sqlite' or 'postgresql'."""
+        return self._url.get_backend_name()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The open engine, for tests and the benchmark; StoreError if not open."""
+        if self._engine is None:
+            raise StoreError("store is not open")
+        return self._engine
+
+    async def open(self) -> None:
+        """Connect and apply pending schema migrations; a second call is a no-op."""
+        if self._engine is not None:
+            return
+        with _translated("open"):
+            engine = _sqlite_engine(self._url) if self.dialect == "sqlite" else _pg_engine(self._url)
+            try:
+                await migrate.upgrade(engine)
+            except BaseException:
+                await engine.dispose()
+                raise
+        self._engine = engine
+        self._reader = engine.execution_options(**{_BEGIN: None}) if self.dialect == "sqlite" else engine
+
+    async def close(self) -> None:
+        """Release connections (and aiosqlite's threads); the store can be opened again."""
+        engine, self._engine, self._reader = self._engine, None, None
+        if engine is not None:
+            with _translated("close"):
+                await engine.dispose()
+
+    def _read_engine(self) -> AsyncEngine:
+        if self._reader is None:
+            raise StoreError("store is not open")
+        return self._reader
+
+    async def insert(self, row: StoredResponse, lease_until: float | None = None) -> None:
+        """Write a new row in one transaction; raise Conflict if the id exists."""
+        values = {
+            "id": row.id,
+            "tenant": row.tenant,
+            "previous_response_id": row.previous_response_id,
+            "status": row.status,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+            # Only in-flight work holds a lease; a final row never expires.
+            "lease_until": lease_until if row.status in UNFINISHED else None,
+            "cancel_requested": row.cancel_requested,
+            "input_items": row.input_items,
+            "output_items": row.output_items,
+            "body": row.body,
+        }
+        with _translated("insert"):
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.execute(t.insert().values(values))
+            except IntegrityError as exc:
+                raise Conflict(f"response {row.id!r} already exists") from exc
+
+    async def finish(self, row: StoredResponse) -> None:
+        """Replace status, output_items, body and updated_at; a final status also drops the lease.
+
+        A row deleted meanwhile (by its owner, mid-flight) stays deleted: nothing is written.
+        """
+        values: dict[str, Any] = {
+            "status": row.status,
+            "output_items": row.output_items,
+            "body": row.body,
+            "updated_at": row.updated_at,
+        }
+        if row.status not in UNFINISHED:
+            values["lease_until"] = None
+        stmt = update(t).where(t.c.id == row.id, t.c.tenant == row.tenant).values(values)
+        with _translated("finish"):
+            async with self.engine.begin() as conn:
+                await conn.execute(stmt)
+
+    async def get(self, response_id: str, tenant: str) -> StoredResponse | None:
+        """Return the row, or None if it is missing, deleted, or another tenant's."""
+        stmt = select(t).where(t.c.id == response_id, t.c.tenant == tenant)
+        with _translated("get"):
+            async with self._read_engine().connect() as conn:
+                r = (await conn.execute(stmt)).first()
+        return None if r is None else _row(r)
+
+    async def chain(self, response_id: str, tenant: str) -> list[StoredResponse] | None:
+        """Return the row and all its ancestors, oldest first; None if any link is missing or not the tenant's.
+
+        One recursive query; more than MAX_CHAIN_DEPTH rows (only possible with a corrupt cycle) is None.
+        """
+        start = (
+            select(t.c.id, t.c.previous_response_id.label("prev"), literal(0, Integer).label("depth"))
+            .where(t.c.id == response_id, t.c.tenant == tenant)
+            .cte("chain", recursive=True)
+        )
+        # The tenant filter on each step turns another tenant's ancestor into a missing link.
+        step = (
+            select(t.c.id, t.c.previous_response_id, start.c.depth + 1)
+            .join(start, t.c.id == start.c.prev)
+            .where(t.c.tenant == tenant, start.c.depth < MAX_CHAIN_DEPTH - 1)
+        )
+        walk = start.union_all(step)
+        stmt = select(t).join(walk, t.c.id == walk.c.id).order_by(walk.c.depth.desc())
+        with _translated("chain"):
+            async with self._read_engine().connect() as conn:
+                rows = [_row(r) for r in await conn.execute(stmt)]
+        # The walk stops at a missing or foreign link (or the depth cap), leaving a dangling oldest row.
+        if not rows or rows[0].previous_response_id is not None:
+            return None
+        return rows
+
+    async def delete(self, response_id: str, tenant: str) -> bool:
+        """Delete the row; False if it was not there for this tenant. Children keep their (broken) link."""
+        stmt = delete(t).where(t.c.id == response_id, t.c.tenant == tenant)
+        with _translated("delete"):
+            async with self.engine.begin() as conn:
+                result = await conn.execute(stmt)
+        return result.rowcount > 0
+
+    async def request_cancel(self, response_id: str, tenant: str) -> StoredResponse | None:
+        """Flag the row for cancellation if unfinished and return it (finished rows are returned unchanged)."""
+        flag = (
+            update(t)
+            .where(t.c.id == response_id, t.c.tenant == tenant, t.c.status.in_(UNFINISHED))
+            .values(cancel_requested=True)
+        )
+        read = select(t).where(t.c.id == response_id, t.c.tenant == tenant)
+        with _translated("request_cancel"):
+            async with self.engine.begin() as conn:
+                await conn.execute(flag)
+                r = (await conn.execute(read)).first()
+        return None if r is None else _row(r)
+
+    async def renew_leases(self, response_ids: Sequence[str], lease_until: float) -> list[str]:
+        """Extend the leases of unfinished rows in one UPDATE; return the ids whose cancel was requested."""
+        if not response_ids:
+            return []
+        stmt = (
+            update(t)
+            .where(t.c.id.in_(list(response_ids)), t.c.status.in_(UNFINISHED))
+            .values(lease_until=lease_until)
+            .returning(t.c.id, t.c.cancel_requested)
+        )
+        with _translated("renew_leases"):
+            async with self.engine.begin() as conn:
+                result = await conn.execute(stmt)
+                return [r.id for r in result if r.cancel_requested]
+
+    async def expire_leases(self, now: float) -> int:
+        """Mark unfinished rows whose lease ran out before `now` as failed; return how many.
+
+        Only the status column changes; `body` still says in_progress, so readers must trust `status`.
+        """
+        stmt = (
+            update(t)
+            .where(t.c.status.in_(UNFINISHED), t.c.lease_until < now)
+            .values(status=FAILED, updated_at=now, lease_until=None)
+        )
+        with _translated("expire_leases"):
+            async with self.engine.begin() as conn:
+                result = await conn.execute(stmt)
+        return result.rowcount
+
+    async def prune(self, older_than: float | None, max_rows: int | None) -> int:
+        """Delete finished rows created before older_than, then the oldest finished beyond max_rows.
+
+        Unfinished rows are never deleted and still count towards max_rows.
+        """
+        finished = t.c.status.not_in(UNFINISHED)
+        deleted = 0
+        with _translated("prune"):
+            async with self.engine.begin() as conn:
+                if older_than is not None:
+                    result = await conn.execute(delete(t).where(finished, t.c.created_at < older_than))
+                    deleted += result.rowcount
+                if max_rows is not None:
+                    total = (await conn.execute(select(func.count()).select_from(t))).scalar_one()
+                    excess = total - max(max_rows, 0)
+                    if excess > 0:
+                        # Walks the created_at index from the oldest end, skipping unfinished rows.
+                        oldest = select(t.c.id).where(finished).order_by(t.c.created_at, t.c.id).limit(excess)
+                        result = await conn.execute(delete(t).where(t.c.id.in_(oldest)))
+                        deleted += result.rowcount
+        return deleted
+
+    async def count(self) -> int:
+        """How many rows are stored."""
+        with _translated("count"):
+            async with self._read_engine().connect() as conn:
+                return int((await conn.execute(select(func.count()).select_from(t))).scalar_one())
