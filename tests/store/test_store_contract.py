@@ -1,0 +1,242 @@
+"""The Store contract, run against every backend (memory fake, SQLite, PostgreSQL) so they stay alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from vresponses.store import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    IN_PROGRESS,
+    QUEUED,
+    Conflict,
+    Store,
+    StoredResponse,
+    StoreError,
+    make_store,
+)
+
+Row = Callable[..., StoredResponse]
+
+
+async def test_insert_then_get_returns_same_row(store: Store, row: Row) -> None:
+    r = row("resp_1", input_items=b"\x00\xffbinary", cancel_requested=False)
+    await store.insert(r)
+    assert await store.get("resp_1", "t1") == r
+    assert await store.count() == 1
+
+
+async def test_get_is_scoped_to_tenant(store: Store, row: Row) -> None:
+    await store.insert(row("resp_1", tenant="t1"))
+    assert await store.get("resp_1", "t2") is None
+    assert await store.get("missing", "t1") is None
+
+
+async def test_duplicate_id_conflicts_even_across_tenants(store: Store, row: Row) -> None:
+    await store.insert(row("resp_1", body=b"first"))
+    with pytest.raises(Conflict):
+        await store.insert(row("resp_1", body=b"second"))
+    with pytest.raises(Conflict):
+        await store.insert(row("resp_1", tenant="t2"))
+    assert (await store.get("resp_1", "t1")).body == b"first"  # type: ignore[union-attr]
+
+
+async def test_finish_replaces_result_fields_only(store: Store, row: Row) -> None:
+    await store.insert(row("resp_1", status=IN_PROGRESS, input_items=b"in"), lease_until=50.0)
+    await store.finish(row("resp_1", status=COMPLETED, output_items=b"out", body=b"done", updated_at=2000.0))
+    got = await store.get("resp_1", "t1")
+    assert got is not None
+    assert (got.status, got.output_items, got.body, got.updated_at) == (COMPLETED, b"out", b"done", 2000.0)
+    assert (got.input_items, got.created_at) == (b"in", 1000.0)
+    # The lease went with the final status, so the row can no longer expire.
+    assert await store.expire_leases(now=10_000.0) == 0
+
+
+async def test_finish_with_unfinished_status_keeps_lease(store: Store, row: Row) -> None:
+    await store.insert(row("resp_1", status=QUEUED), lease_until=50.0)
+    await store.finish(row("resp_1", status=IN_PROGRESS, updated_at=20.0))
+    assert (await store.get("resp_1", "t1")).status == IN_PROGRESS  # type: ignore[union-attr]
+    assert await store.expire_leases(now=100.0) == 1
+
+
+async def test_finish_of_deleted_or_foreign_row_writes_nothing(store: Store, row: Row) -> None:
+    await store.finish(row("gone", status=COMPLETED))
+    assert await store.get("gone", "t1") is None
+    await store.insert(row("resp_1", status=IN_PROGRESS, body=b"mine"))
+    await store.finish(row("resp_1", tenant="t2", status=COMPLETED, body=b"theirs"))
+    assert (await store.get("resp_1", "t1")).body == b"mine"  # type: ignore[union-attr]
+
+
+async def test_delete_removes_row_for_owner_only(store: Store, row: Row) -> None:
+    await store.insert(row("resp_1"))
+    assert await store.delete("resp_1", "t2") is False
+    assert await store.delete("resp_1", "t1") is True
+    assert await store.get("resp_1", "t1") is None
+    assert await store.delete("resp_1", "t1") is False
+    assert await store.count() == 0
+
+
+async def _insert_chain(store: Store, row: Row, ids: list[str], tenant: str = "t1") -> None:
+    prev = None
+    for i, rid in enumerate(ids):
+        await store.insert(row(rid, tenant=tenant, previous_response_id=prev, created_at=1000.0 + i))
+        prev = rid
+
+
+async def test_chain_returns_ancestors_oldest_first(store: Store, row: Row) -> None:
+    await _insert_chain(store, row, ["a", "b", "c", "d"])
+    await store.insert(row("b2", previous_response_id="a"))  # a sibling branch must not leak in
+    chain = await store.chain("d", "t1")
+    assert [r.id for r in chain or []] == ["a", "b", "c", "d"]
+    assert [r.id for r in await store.chain("b2", "t1") or []] == ["a", "b2"]
+    assert [r.id for r in await store.chain("a", "t1") or []] == ["a"]
+    assert chain is not None and chain[-1] == await store.get("d", "t1")
+
+
+async def test_chain_of_missing_or_foreign_start_is_none(store: Store, row: Row) -> None:
+    await _insert_chain(store, row, ["a", "b"])
+    assert await store.chain("missing", "t1") is None
+    assert await store.chain("b", "t2") is None
+
+
+async def test_chain_through_foreign_ancestor_is_none(store: Store, row: Row) -> None:
+    await store.insert(row("theirs", tenant="t2"))
+    await store.insert(row("mine", tenant="t1", previous_response_id="theirs"))
+    assert await store.get("mine", "t1") is not None
+    assert await store.chain("mine", "t1") is None
+
+
+async def test_chain_through_deleted_ancestor_is_none(store: Store, row: Row) -> None:
+    await _insert_chain(store, row, ["a", "b", "c"])
+    assert await store.delete("a", "t1")
+    # The children survive and can be read alone; only continuing their conversation is impossible.
+    assert await store.get("c", "t1") is not None
+    assert await store.chain("c", "t1") is None
+    assert await store.chain("b", "t1") is None
+
+
+async def test_chain_with_cycle_is_none(store: Store, row: Row) -> None:
+    await store.insert(row("x", previous_response_id="y"))
+    await store.insert(row("y", previous_response_id="x"))
+    await store.insert(row("z", previous_response_id="z"))
+    assert await store.chain("x", "t1") is None
+    assert await store.chain("z", "t1") is None
+
+
+async def test_chain_longer_than_cap_is_none(store: Store, row: Row, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("vresponses.store.sql.MAX_CHAIN_DEPTH", 5)
+    monkeypatch.setattr("vresponses.store.memory.MAX_CHAIN_DEPTH", 5)
+    await _insert_chain(store, row, [f"r{i}" for i in range(6)])
+    assert [r.id for r in await store.chain("r4", "t1") or []] == ["r0", "r1", "r2", "r3", "r4"]
+    assert await store.chain("r5", "t1") is None
+
+
+async def test_expire_leases_fails_only_lapsed_unfinished_rows(store: Store, row: Row) -> None:
+    await store.insert(row("lapsed_q", status=QUEUED), lease_until=100.0)
+    await store.insert(row("lapsed_p", status=IN_PROGRESS), lease_until=140.0)
+    await store.insert(row("live", status=IN_PROGRESS), lease_until=200.0)
+    await store.insert(row("no_lease", status=IN_PROGRESS))
+    await store.insert(row("done", status=COMPLETED), lease_until=100.0)  # final rows hold no lease
+    assert await store.expire_leases(now=150.0) == 2
+    for rid in ("lapsed_q", "lapsed_p"):
+        got = await store.get(rid, "t1")
+        assert got is not None and (got.status, got.updated_at) == (FAILED, 150.0)
+    assert [(await store.get(rid, "t1")).status for rid in ("live", "no_lease", "done")] == [  # type: ignore[union-attr]
+        IN_PROGRESS,
+        IN_PROGRESS,
+        COMPLETED,
+    ]
+    assert await store.expire_leases(now=150.0) == 0
+
+
+async def test_renew_leases_extends_and_reports_cancel_requests(store: Store, row: Row) -> None:
+    await store.insert(row("a", status=IN_PROGRESS), lease_until=100.0)
+    await store.insert(row("b", status=QUEUED), lease_until=100.0)
+    assert await store.renew_leases([], 500.0) == []
+    assert await store.renew_leases(["a", "b", "missing"], 300.0) == []
+    assert await store.expire_leases(now=250.0) == 0
+
+    flagged = await store.request_cancel("b", "t1")
+    assert flagged is not None and flagged.cancel_requested and flagged.status == QUEUED
+    assert await store.renew_leases(["a", "b"], 400.0) == ["b"]
+    assert await store.expire_leases(now=350.0) == 0
+    assert await store.expire_leases(now=450.0) == 2
+
+
+async def test_renew_does_not_revive_expired_or_finished_rows(store: Store, row: Row) -> None:
+    await store.insert(row("a", status=IN_PROGRESS), lease_until=100.0)
+    assert await store.expire_leases(now=150.0) == 1
+    assert await store.renew_leases(["a"], 1000.0) == []
+    assert (await store.get("a", "t1")).status == FAILED  # type: ignore[union-attr]
+    assert await store.expire_leases(now=2000.0) == 0
+
+
+async def test_request_cancel_of_finished_missing_or_foreign_row(store: Store, row: Row) -> None:
+    await store.insert(row("done", status=CANCELLED))
+    got = await store.request_cancel("done", "t1")
+    assert got is not None and not got.cancel_requested and got.status == CANCELLED
+    assert await store.request_cancel("missing", "t1") is None
+    await store.insert(row("theirs", tenant="t2", status=IN_PROGRESS))
+    assert await store.request_cancel("theirs", "t1") is None
+    assert not (await store.get("theirs", "t2")).cancel_requested  # type: ignore[union-attr]
+
+
+async def test_prune_by_age_spares_unfinished_and_recent_rows(store: Store, row: Row) -> None:
+    await store.insert(row("old_done", created_at=10.0))
+    await store.insert(row("old_failed", created_at=20.0, status=FAILED))
+    await store.insert(row("old_running", created_at=10.0, status=IN_PROGRESS))
+    await store.insert(row("new_done", created_at=100.0))
+    assert await store.prune(older_than=50.0, max_rows=None) == 2
+    assert {rid for rid in ("old_done", "old_failed", "old_running", "new_done") if await store.get(rid, "t1")} == {
+        "old_running",
+        "new_done",
+    }
+
+
+async def test_prune_by_count_deletes_oldest_finished(store: Store, row: Row) -> None:
+    for i in range(10):
+        status = IN_PROGRESS if i < 3 else COMPLETED  # the three oldest are still running
+        await store.insert(row(f"r{i}", created_at=float(i), status=status))
+    assert await store.prune(older_than=None, max_rows=6) == 4
+    assert await store.count() == 6
+    kept = [f"r{i}" for i in range(10) if await store.get(f"r{i}", "t1")]
+    assert kept == ["r0", "r1", "r2", "r7", "r8", "r9"]
+    assert await store.prune(older_than=None, max_rows=6) == 0
+    # Asking for fewer rows than are running deletes every finished row and no running one.
+    assert await store.prune(older_than=None, max_rows=1) == 3
+    assert await store.count() == 3
+
+
+async def test_prune_by_age_and_count_together(store: Store, row: Row) -> None:
+    for i in range(6):
+        await store.insert(row(f"r{i}", created_at=float(i)))
+    # Age removes r0 and r1; the count limit then removes r2 to leave three.
+    assert await store.prune(older_than=2.0, max_rows=3) == 3
+    assert [f"r{i}" for i in range(6) if await store.get(f"r{i}", "t1")] == ["r3", "r4", "r5"]
+    assert await store.prune(older_than=None, max_rows=None) == 0
+
+
+async def test_reopen_keeps_rows(store: Store, store_url: str, row: Row) -> None:
+    await store.insert(row("kept", status=IN_PROGRESS), lease_until=99.0)
+    await store.close()
+    # memory:// makes a new, empty fake, so reopen the same object there; SQL gets a fresh instance.
+    again = store if store_url.startswith("memory:") else make_store(store_url)
+    await again.open()
+    try:
+        assert await again.get("kept", "t1") == row("kept", status=IN_PROGRESS)
+        assert await again.expire_leases(now=100.0) == 1
+    finally:
+        await again.close()
+
+
+async def test_calls_on_closed_store_raise_store_error(store_url: str, row: Row) -> None:
+    s = make_store(store_url)
+    with pytest.raises(StoreError):
+        await s.get("x", "t1")
+    await s.open()
+    await s.close()
+    with pytest.raises(StoreError):
+        await s.insert(row("x"))
