@@ -124,4 +124,3 @@ def lookup(registry: Mapping[str, T], name: str, kind: str) -> T:
     except KeyError:
         known = ", ".join(sorted(registry))
         raise UnknownParser(f"unknown {kind} parser {name!r}; known: {known}") from None
-

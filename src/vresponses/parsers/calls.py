@@ -1,0 +1,148 @@
+"""What tool parsers share: strict JSON loading, turning a parsed object into a call, and the delta loop that
+drives a parser's states, emits calls with their indices and replays failed markup as text."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from vresponses.parsers.base import Piece, ToolCallChunk, ToolParser, ToolSpec
+from vresponses.parsers.stream import TrimmedText, merged
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One complete tool call: its name and its arguments as a JSON object string."""
+
+    name: str
+    arguments: str
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        # json.dumps would write Infinity, which is not JSON.
+        raise ValueError(f"number out of range: {text}")
+    return value
+
+
+def _no_constants(text: str) -> object:
+    raise ValueError(f"not JSON: {text}")
+
+
+# strict=False: models put raw newlines and tabs inside strings (code arguments); accept them.
+_DECODER = json.JSONDecoder(strict=False, parse_float=_finite, parse_constant=_no_constants)
+
+
+class _Missing:
+    """Marks a failed load, since null is a valid JSON value."""
+
+
+MISSING = _Missing()
+
+
+def load_json(text: str) -> object:
+    """Parse text that must be exactly one JSON value (surrounding whitespace allowed), or return MISSING."""
+    stripped = text.strip()
+    try:
+        value, end = _DECODER.raw_decode(stripped)
+    except (ValueError, RecursionError):
+        return MISSING
+    return value if end == len(stripped) else MISSING
+
+
+def dump_arguments(arguments: object) -> str | None:
+    """The canonical argument string for a parsed arguments value, or None if it is not a JSON object."""
+    if arguments is None:
+        arguments = {}
+    elif isinstance(arguments, str):
+        # Some models encode the arguments object as a JSON string; accept that, nothing else.
+        arguments = load_json(arguments) if arguments.strip() else {}
+    if not isinstance(arguments, dict):
+        return None
+    return json.dumps(arguments, ensure_ascii=False)
+
+
+def call_from_object(obj: object, name_key: str = "name", args_keys: Sequence[str] = ("arguments",)) -> Call | None:
+    """Read a call out of a parsed `{name_key: ..., args_key: {...}}` object; None if it is not one."""
+    if not isinstance(obj, dict):
+        return None
+    name = obj.get(name_key)
+    if not isinstance(name, str) or not name.strip():
+        return None
+    arguments: object = None
+    for key in args_keys:
+        if key in obj:
+            arguments = obj[key]
+            break
+    dumped = dump_arguments(arguments)
+    return None if dumped is None else Call(name.strip(), dumped)
+
+
+def calls_from_json(text: str, name_key: str, args_keys: Sequence[str]) -> list[Call] | None:
+    """Calls from one JSON object or a non-empty array of them; None unless every element is a call."""
+    value = load_json(text)
+    items = value if isinstance(value, list) else [value]
+    calls = [call_from_object(item, name_key, args_keys) for item in items]
+    if not calls or any(call is None for call in calls):
+        return None
+    return [call for call in calls if call is not None]
+
+
+# A state takes (delta, position, output) and returns the position it consumed up to. A state that
+# returns without consuming everything must have switched to another state.
+Step = Callable[[str, int, list[Piece]], int]
+End = Callable[[list[Piece]], None]
+
+
+class StreamingToolParser(ToolParser):
+    """Base for the state-machine tool parsers: one code path for streaming and whole-text parsing."""
+
+    def __init__(self, tools: Sequence[ToolSpec]) -> None:
+        super().__init__(tools)
+        self._text = TrimmedText()
+        # Markup read since the current call began, replayed as text if the call turns out malformed.
+        self._raw: list[str] = []
+        self._index = 0
+        self._step: Step
+        self._end: End
+
+    def _goto(self, step: Step, end: End) -> None:
+        self._step = step
+        self._end = end
+
+    def feed(self, text: str) -> list[Piece]:
+        """Take the next delta of model output; return what is now certain (text held back may be markup)."""
+        out: list[Piece] = []
+        self._run(text, out)
+        return merged(out)
+
+    def _run(self, text: str, out: list[Piece]) -> None:
+        pos = 0
+        while pos < len(text):
+            pos = self._step(text, pos, out)
+
+    def finish(self) -> list[Piece]:
+        """Flush whatever is held back at the end of generation; unfinished markup becomes text."""
+        out: list[Piece] = []
+        self._end(out)
+        self._text.flush(out)
+        return merged(out)
+
+    def _emit(self, calls: Sequence[Call], out: list[Piece]) -> None:
+        for call in calls:
+            out.append(ToolCallChunk(self._index, call.name, call.arguments))
+            self._index += 1
+        self._raw.clear()
+        self._text.boundary()
+
+    def _fail(self, out: list[Piece], tail: str = "") -> None:
+        """The markup read so far (and tail) was not a call: it is text after all."""
+        self._raw.append(tail)
+        self._text.add("".join(self._raw), out)
+        self._raw.clear()
+
+    def _plain(self, text: str, out: list[Piece]) -> None:
+        self._text.add(text, out)
