@@ -1,0 +1,61 @@
+"""Raw JSON calls, for output the engine constrained to a call schema: the whole output is one
+`{"name": ..., "arguments": {...}}` object or an array of them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from vresponses.parsers.base import CallFormat, Piece, ToolSpec, tool_parser
+from vresponses.parsers.brackets import BracketScanner
+from vresponses.parsers.calls import StreamingToolParser, calls_from_json
+from vresponses.parsers.stream import Chunks, skip_space
+
+
+@tool_parser
+class JsonCallParser(StreamingToolParser):
+    """The first non-space character decides: `{` or `[` opens the calls value, which is buffered until its
+    brackets balance. Output that does not start that way, a value that is not calls,
+    and anything after the value is text."""
+
+    name = "json"
+    call_format = CallFormat(prefix="[", begin="", end="", separator=", ", suffix="]")
+
+    def __init__(self, tools: Sequence[ToolSpec]) -> None:
+        super().__init__(tools)
+        self._scanner = BracketScanner()
+        self._body = Chunks()
+        self._goto(self._at_start, self._end_start)
+
+    def _at_start(self, text: str, pos: int, out: list[Piece]) -> int:
+        end = skip_space(text, pos)
+        self._plain(text[pos:end], out)
+        if end < len(text):
+            if text[end] in "{[":
+                self._goto(self._in_value, self._end_value)
+            else:
+                self._goto(self._in_text, self._end_start)
+        return end
+
+    def _end_start(self, out: list[Piece]) -> None:
+        pass
+
+    def _in_value(self, text: str, pos: int, out: list[Piece]) -> int:
+        end = self._scanner.push(text, pos)
+        self._body.add(text[pos:end])
+        if end is None:
+            return len(text)
+        body = self._body.take()
+        calls = calls_from_json(body, "name", ("arguments", "parameters"))
+        if calls is not None:
+            self._emit(calls, out)
+        else:
+            self._fail(out, body)
+        self._goto(self._in_text, self._end_start)
+        return end
+
+    def _end_value(self, out: list[Piece]) -> None:
+        self._fail(out, self._body.take())
+
+    def _in_text(self, text: str, pos: int, out: list[Piece]) -> int:
+        self._plain(text[pos:], out)
+        return len(text)

@@ -1,0 +1,126 @@
+"""Llama 3.1/3.2 JSON tool calls: `{"name": ..., "parameters": {...}}` objects, optionally after
+`<|python_tag|>`, several joined by `; `."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from vresponses.parsers.base import CallFormat, Piece, ToolSpec, tool_parser
+from vresponses.parsers.brackets import BracketScanner
+from vresponses.parsers.calls import StreamingToolParser, call_from_object, load_json
+from vresponses.parsers.stream import Chunks, Literals, Seeker, skip_space
+
+PYTHON_TAG = "<|python_tag|>"
+
+
+@tool_parser
+class Llama3JsonToolParser(StreamingToolParser):
+    """Calls are recognised where the output starts with `{` (after whitespace) or right after a
+    `<|python_tag|>`; the object must carry a string name and object parameters (or arguments), anything
+    else there, JSON or not, is text. Text after the last call is text."""
+
+    name = "llama3_json"
+    call_format = CallFormat(
+        prefix="", begin="", end="", separator="; ", suffix="", name_key="name", args_key="parameters"
+    )
+
+    def __init__(self, tools: Sequence[ToolSpec]) -> None:
+        super().__init__(tools)
+        self._tag = Literals(PYTHON_TAG)
+        self._seek_tag = Seeker(PYTHON_TAG)
+        self._body = Chunks()
+        self._scanner = BracketScanner()
+        self._semicolon = False
+        self._goto(self._at_start, self._end_start)
+
+    def _at_start(self, text: str, pos: int, out: list[Piece]) -> int:
+        if not self._tag.got:
+            # Leading whitespace is held by the text sink and dropped if a call follows.
+            end = skip_space(text, pos)
+            self._plain(text[pos:end], out)
+            if end == len(text):
+                return end
+            if text[end] == "{":
+                self._open_object()
+                return end
+            pos = end
+        found, pos = self._tag.push(text, pos)
+        if found is None:
+            return pos
+        if found:
+            self._raw.append(PYTHON_TAG)
+            self._goto(self._after_tag, self._end_markup)
+            return pos
+        self._goto(self._in_text, self._end_text)
+        self._run(self._tag.reset(), out)
+        return pos
+
+    def _end_start(self, out: list[Piece]) -> None:
+        self._plain(self._tag.reset(), out)
+
+    def _in_text(self, text: str, pos: int, out: list[Piece]) -> int:
+        before, marker, pos = self._seek_tag.push(text, pos)
+        self._plain(before, out)
+        if marker is not None:
+            self._raw.append(marker)
+            self._goto(self._after_tag, self._end_markup)
+        return pos
+
+    def _end_text(self, out: list[Piece]) -> None:
+        self._plain(self._seek_tag.take_held(), out)
+
+    def _after_tag(self, text: str, pos: int, out: list[Piece]) -> int:
+        end = skip_space(text, pos)
+        self._raw.append(text[pos:end])
+        if end == len(text):
+            return end
+        if text[end] == "{":
+            self._open_object()
+            return end
+        # `<|python_tag|>` followed by code (Llama's built-in tools): not a JSON call, so text.
+        self._fail(out)
+        self._goto(self._in_text, self._end_text)
+        return end
+
+    def _end_markup(self, out: list[Piece]) -> None:
+        self._fail(out)
+
+    def _open_object(self) -> None:
+        self._scanner = BracketScanner()
+        self._goto(self._in_object, self._end_object)
+
+    def _in_object(self, text: str, pos: int, out: list[Piece]) -> int:
+        end = self._scanner.push(text, pos)
+        self._body.add(text[pos:end])
+        if end is None:
+            return len(text)
+        body = self._body.take()
+        call = call_from_object(load_json(body), "name", ("parameters", "arguments"))
+        if call is None:
+            self._fail(out, body)
+            self._goto(self._in_text, self._end_text)
+        else:
+            self._emit([call], out)
+            self._semicolon = False
+            self._goto(self._between, self._end_markup)
+        return end
+
+    def _end_object(self, out: list[Piece]) -> None:
+        self._fail(out, self._body.take())
+
+    def _between(self, text: str, pos: int, out: list[Piece]) -> int:
+        """After a call: whitespace, at most one `;`, whitespace, then `{` opens the next call."""
+        end = skip_space(text, pos)
+        self._raw.append(text[pos:end])
+        if end == len(text):
+            return end
+        if text[end] == ";" and not self._semicolon:
+            self._semicolon = True
+            self._raw.append(";")
+            return end + 1
+        if text[end] == "{":
+            self._open_object()
+            return end
+        self._fail(out)
+        self._goto(self._in_text, self._end_text)
+        return end
