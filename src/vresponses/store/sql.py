@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from alembic.util import CommandError
-from sqlalchemy import Integer, Row, delete, event, func, literal, select, update
+from sqlalchemy import Integer, Row, Select, bindparam, delete, event, func, literal, select, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -60,6 +60,28 @@ def _translated(action: str) -> Iterator[None]:
     # OSError covers refused connections and timeouts that asyncpg raises before SQLAlchemy can wrap them.
     except (SQLAlchemyError, OSError, CommandError) as exc:
         raise StoreError(f"store {action} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _chain_statement() -> Select[Any]:
+    start = (
+        select(t.c.id, t.c.previous_response_id.label("prev"), literal(0, Integer).label("depth"))
+        .where(t.c.id == bindparam("id"), t.c.tenant == bindparam("tenant"))
+        .cte("chain", recursive=True)
+    )
+    # The tenant filter on each step turns another tenant's ancestor into a missing link.
+    step = (
+        select(t.c.id, t.c.previous_response_id, start.c.depth + 1)
+        .join(start, t.c.id == start.c.prev)
+        .where(t.c.tenant == bindparam("tenant"), start.c.depth < bindparam("last_depth"))
+    )
+    walk = start.union_all(step)
+    return select(t).join(walk, t.c.id == walk.c.id).order_by(walk.c.depth.desc())
+
+
+# Built once: constructing this CTE costs more Python time than running it (SQLAlchemy caches only the
+# compiled SQL, not the construct).
+_CHAIN = _chain_statement()
+_GET = select(t).where(t.c.id == bindparam("id"), t.c.tenant == bindparam("tenant"))
 
 
 def _row(r: Row[Any]) -> StoredResponse:
@@ -113,6 +135,11 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
     return engine
 
 
+def create_engine(url: URL) -> AsyncEngine:
+    """An async engine for an async_url() result, with the SQLite pragmas and transaction hooks installed."""
+    return _sqlite_engine(url) if url.get_backend_name() == "sqlite" else _pg_engine(url)
+
+
 def _pg_engine(url: URL) -> AsyncEngine:
     # pre_ping costs one round trip per checkout but survives server restarts and idle-timeouts without
     # surfacing a StoreError on the first request afterwards.
@@ -144,7 +171,7 @@ class SqlStore:
         if self._engine is not None:
             return
         with _translated("open"):
-            engine = _sqlite_engine(self._url) if self.dialect == "sqlite" else _pg_engine(self._url)
+            engine = create_engine(self._url)
             try:
                 await migrate.upgrade(engine)
             except BaseException:
@@ -208,10 +235,9 @@ class SqlStore:
 
     async def get(self, response_id: str, tenant: str) -> StoredResponse | None:
         """Return the row, or None if it is missing, deleted, or another tenant's."""
-        stmt = select(t).where(t.c.id == response_id, t.c.tenant == tenant)
         with _translated("get"):
             async with self._read_engine().connect() as conn:
-                r = (await conn.execute(stmt)).first()
+                r = (await conn.execute(_GET, {"id": response_id, "tenant": tenant})).first()
         return None if r is None else _row(r)
 
     async def chain(self, response_id: str, tenant: str) -> list[StoredResponse] | None:
@@ -219,22 +245,10 @@ class SqlStore:
 
         One recursive query; more than MAX_CHAIN_DEPTH rows (only possible with a corrupt cycle) is None.
         """
-        start = (
-            select(t.c.id, t.c.previous_response_id.label("prev"), literal(0, Integer).label("depth"))
-            .where(t.c.id == response_id, t.c.tenant == tenant)
-            .cte("chain", recursive=True)
-        )
-        # The tenant filter on each step turns another tenant's ancestor into a missing link.
-        step = (
-            select(t.c.id, t.c.previous_response_id, start.c.depth + 1)
-            .join(start, t.c.id == start.c.prev)
-            .where(t.c.tenant == tenant, start.c.depth < MAX_CHAIN_DEPTH - 1)
-        )
-        walk = start.union_all(step)
-        stmt = select(t).join(walk, t.c.id == walk.c.id).order_by(walk.c.depth.desc())
+        params = {"id": response_id, "tenant": tenant, "last_depth": MAX_CHAIN_DEPTH - 1}
         with _translated("chain"):
             async with self._read_engine().connect() as conn:
-                rows = [_row(r) for r in await conn.execute(stmt)]
+                rows = [_row(r) for r in await conn.execute(_CHAIN, params)]
         # The walk stops at a missing or foreign link (or the depth cap), leaving a dangling oldest row.
         if not rows or rows[0].previous_response_id is not None:
             return None
