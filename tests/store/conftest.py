@@ -7,10 +7,12 @@ so they never touch existing data; run `.ci/postgres.sh` to get a server and its
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import asyncpg
 import pytest
@@ -119,19 +121,18 @@ async def store(store_url: str) -> AsyncIterator[Store]:
 def row() -> Callable[..., StoredResponse]:
     """Build a StoredResponse with defaults; keyword arguments override fields."""
 
-    def build(response_id: str, **fields: object) -> StoredResponse:
-        values: dict[str, object] = {
-            "id": response_id,
-            "tenant": "t1",
-            "previous_response_id": None,
-            "status": COMPLETED,
-            "created_at": 1000.0,
-            "updated_at": 1000.0,
-            "input_items": b'[{"type":"message"}]',
-            "output_items": b"[]",
-            "body": b'{"id":"%s"}' % response_id.encode(),
-        }
-        values.update(fields)
-        return StoredResponse(**values)  # type: ignore[arg-type]
+    def build(response_id: str, **fields: Any) -> StoredResponse:
+        base = StoredResponse(
+            id=response_id,
+            tenant="t1",
+            previous_response_id=None,
+            status=COMPLETED,
+            created_at=1000.0,
+            updated_at=1000.0,
+            input_items=b'[{"type":"message"}]',
+            output_items=b"[]",
+            body=b'{"id":"%s"}' % response_id.encode(),
+        )
+        return dataclasses.replace(base, **fields)
 
     return build

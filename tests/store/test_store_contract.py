@@ -22,6 +22,12 @@ from vresponses.store import (
 Row = Callable[..., StoredResponse]
 
 
+async def must_get(store: Store, response_id: str, tenant: str) -> StoredResponse:
+    got = await store.get(response_id, tenant)
+    assert got is not None, response_id
+    return got
+
+
 async def test_insert_then_get_returns_same_row(store: Store, row: Row) -> None:
     r = row("resp_1", input_items=b"\x00\xffbinary", cancel_requested=False)
     await store.insert(r)
@@ -41,7 +47,7 @@ async def test_duplicate_id_conflicts_even_across_tenants(store: Store, row: Row
         await store.insert(row("resp_1", body=b"second"))
     with pytest.raises(Conflict):
         await store.insert(row("resp_1", tenant="t2"))
-    assert (await store.get("resp_1", "t1")).body == b"first"  # type: ignore[union-attr]
+    assert (await must_get(store, "resp_1", "t1")).body == b"first"
 
 
 async def test_finish_replaces_result_fields_only(store: Store, row: Row) -> None:
@@ -58,7 +64,7 @@ async def test_finish_replaces_result_fields_only(store: Store, row: Row) -> Non
 async def test_finish_with_unfinished_status_keeps_lease(store: Store, row: Row) -> None:
     await store.insert(row("resp_1", status=QUEUED), lease_until=50.0)
     await store.finish(row("resp_1", status=IN_PROGRESS, updated_at=20.0))
-    assert (await store.get("resp_1", "t1")).status == IN_PROGRESS  # type: ignore[union-attr]
+    assert (await must_get(store, "resp_1", "t1")).status == IN_PROGRESS
     assert await store.expire_leases(now=100.0) == 1
 
 
@@ -67,7 +73,7 @@ async def test_finish_of_deleted_or_foreign_row_writes_nothing(store: Store, row
     assert await store.get("gone", "t1") is None
     await store.insert(row("resp_1", status=IN_PROGRESS, body=b"mine"))
     await store.finish(row("resp_1", tenant="t2", status=COMPLETED, body=b"theirs"))
-    assert (await store.get("resp_1", "t1")).body == b"mine"  # type: ignore[union-attr]
+    assert (await must_get(store, "resp_1", "t1")).body == b"mine"
 
 
 async def test_delete_removes_row_for_owner_only(store: Store, row: Row) -> None:
@@ -144,7 +150,7 @@ async def test_expire_leases_fails_only_lapsed_unfinished_rows(store: Store, row
     for rid in ("lapsed_q", "lapsed_p"):
         got = await store.get(rid, "t1")
         assert got is not None and (got.status, got.updated_at) == (FAILED, 150.0)
-    assert [(await store.get(rid, "t1")).status for rid in ("live", "no_lease", "done")] == [  # type: ignore[union-attr]
+    assert [(await must_get(store, rid, "t1")).status for rid in ("live", "no_lease", "done")] == [
         IN_PROGRESS,
         IN_PROGRESS,
         COMPLETED,
@@ -170,7 +176,7 @@ async def test_renew_does_not_revive_expired_or_finished_rows(store: Store, row:
     await store.insert(row("a", status=IN_PROGRESS), lease_until=100.0)
     assert await store.expire_leases(now=150.0) == 1
     assert await store.renew_leases(["a"], 1000.0) == []
-    assert (await store.get("a", "t1")).status == FAILED  # type: ignore[union-attr]
+    assert (await must_get(store, "a", "t1")).status == FAILED
     assert await store.expire_leases(now=2000.0) == 0
 
 
@@ -181,7 +187,7 @@ async def test_request_cancel_of_finished_missing_or_foreign_row(store: Store, r
     assert await store.request_cancel("missing", "t1") is None
     await store.insert(row("theirs", tenant="t2", status=IN_PROGRESS))
     assert await store.request_cancel("theirs", "t1") is None
-    assert not (await store.get("theirs", "t2")).cancel_requested  # type: ignore[union-attr]
+    assert not (await must_get(store, "theirs", "t2")).cancel_requested
 
 
 async def test_prune_by_age_spares_unfinished_and_recent_rows(store: Store, row: Row) -> None:
