@@ -59,7 +59,10 @@ def _translated(action: str) -> Iterator[None]:
         raise
     # OSError covers refused connections and timeouts that asyncpg raises before SQLAlchemy can wrap them.
     except (SQLAlchemyError, OSError, CommandError) as exc:
-        raise StoreError(f"store {action} failed: {type(exc).__name__}: {exc}") from exc
+        # The driver's own error, not SQLAlchemy's wrapper, whose text repeats the SQL and its parameters
+        # (response bodies) into whatever logs the message.
+        cause = getattr(exc, "orig", None) or exc
+        raise StoreError(f"store {action} failed: {type(cause).__name__}: {cause}") from exc
 
 
 def _chain_statement() -> Select[Any]:
@@ -103,8 +106,12 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
     memory = url.database in (None, "", ":memory:")
     if not memory and not url.query.get("uri"):
         Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
-    # One shared connection for :memory:, else every pooled connection would see its own empty database.
-    engine = create_async_engine(url, poolclass=StaticPool) if memory else create_async_engine(url)
+    # hide_parameters: a logged traceback must not carry response bodies (user content) along.
+    options: dict[str, Any] = {"hide_parameters": True}
+    if memory:
+        # One shared connection, else every pooled connection would see its own empty database.
+        options["poolclass"] = StaticPool
+    engine = create_async_engine(url, **options)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -143,7 +150,7 @@ def create_engine(url: URL) -> AsyncEngine:
 def _pg_engine(url: URL) -> AsyncEngine:
     # pre_ping costs one round trip per checkout but survives server restarts and idle-timeouts without
     # surfacing a StoreError on the first request afterwards.
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
 
 
 class SqlStore:
