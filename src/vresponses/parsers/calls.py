@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from vresponses.parsers.base import Piece, ToolCallChunk, ToolParser, ToolSpec
-from vresponses.parsers.stream import TrimmedText, merged
+from vresponses.parsers.brackets import BracketScanner
+from vresponses.parsers.stream import Chunks, TrimmedText
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,60 @@ def load_json(text: str) -> object:
     return value if end == len(stripped) else MISSING
 
 
+class JsonValue:
+    """Collects one bracketed JSON value across deltas: decoded in one C call when the delta that starts it
+    holds it whole (the common whole-output case), otherwise scanned to its closing bracket and decoded then.
+    Both ways end at the same place, since a valid value ends where its brackets balance."""
+
+    def __init__(self) -> None:
+        self._scanner = BracketScanner()
+        self._body = Chunks()
+        self._value: object = MISSING
+        self._fresh = True
+
+    def reset(self) -> None:
+        """Start over for a value that begins at the next pushed position."""
+        self._scanner.reset()
+        self._body.take()
+        self._value = MISSING
+        self._fresh = True
+
+    def begin(self, prefix: str) -> None:
+        """The value starts with prefix, read earlier (it cannot close the value)."""
+        self._fresh = False
+        self._scanner.push(prefix, 0)
+        self._body.add(prefix)
+
+    def push(self, text: str, pos: int) -> int | None:
+        """Read text[pos:]; return the index just past the value, or None if it goes on."""
+        if self._fresh:
+            self._fresh = False
+            try:
+                value, decoded_end = _DECODER.raw_decode(text, pos)
+            except (ValueError, RecursionError):
+                pass
+            else:
+                self._value = value
+                self._body.add(text[pos:decoded_end])
+                return decoded_end
+        end = self._scanner.push(text, pos)
+        self._body.add(text[pos:end])
+        return end
+
+    def take(self) -> tuple[str, object]:
+        """The value's text and its decoded value (MISSING if it is not JSON); then start over."""
+        body = self._body.take()
+        value = self._value if self._value is not MISSING else load_json(body)
+        self.reset()
+        return body, value
+
+    def take_text(self) -> str:
+        """The text read so far (the value was cut off); then start over."""
+        body = self._body.take()
+        self.reset()
+        return body
+
+
 def dump_arguments(arguments: object) -> str | None:
     """The canonical argument string for a parsed arguments value, or None if it is not a JSON object."""
     if arguments is None:
@@ -81,9 +137,19 @@ def call_from_object(obj: object, name_key: str = "name", args_keys: Sequence[st
     return None if dumped is None else Call(name.strip(), dumped)
 
 
+_CALL_START = re.compile(r"\s*(?:\[\s*)?\{")
+
+
 def calls_from_json(text: str, name_key: str, args_keys: Sequence[str]) -> list[Call] | None:
     """Calls from one JSON object or a non-empty array of them; None unless every element is a call."""
-    value = load_json(text)
+    if _CALL_START.match(text) is None:
+        # Cheap early answer for the common junk case; decoding would fail anyway.
+        return None
+    return calls_from_value(load_json(text), name_key, args_keys)
+
+
+def calls_from_value(value: object, name_key: str, args_keys: Sequence[str]) -> list[Call] | None:
+    """Calls from a decoded object or non-empty array of them; None unless every element is a call."""
     items = value if isinstance(value, list) else [value]
     calls = [call_from_object(item, name_key, args_keys) for item in items]
     if not calls or any(call is None for call in calls):
@@ -117,7 +183,8 @@ class StreamingToolParser(ToolParser):
         """Take the next delta of model output; return what is now certain (text held back may be markup)."""
         out: list[Piece] = []
         self._run(text, out)
-        return merged(out)
+        self._text.drain(out)
+        return out
 
     def _run(self, text: str, out: list[Piece]) -> None:
         pos = 0
@@ -128,10 +195,12 @@ class StreamingToolParser(ToolParser):
         """Flush whatever is held back at the end of generation; unfinished markup becomes text."""
         out: list[Piece] = []
         self._end(out)
-        self._text.flush(out)
-        return merged(out)
+        self._text.flush()
+        self._text.drain(out)
+        return out
 
     def _emit(self, calls: Sequence[Call], out: list[Piece]) -> None:
+        self._text.drain(out)
         for call in calls:
             out.append(ToolCallChunk(self._index, call.name, call.arguments))
             self._index += 1
@@ -141,8 +210,8 @@ class StreamingToolParser(ToolParser):
     def _fail(self, out: list[Piece], tail: str = "") -> None:
         """The markup read so far (and tail) was not a call: it is text after all."""
         self._raw.append(tail)
-        self._text.add("".join(self._raw), out)
+        self._text.add("".join(self._raw))
         self._raw.clear()
 
-    def _plain(self, text: str, out: list[Piece]) -> None:
-        self._text.add(text, out)
+    def _plain(self, text: str) -> None:
+        self._text.add(text)

@@ -66,7 +66,7 @@ class DeepSeekV3ToolParser(StreamingToolParser):
 
     def _in_text(self, text: str, pos: int, out: list[Piece]) -> int:
         before, marker, pos = self._open_block.push(text, pos)
-        self._plain(before, out)
+        self._plain(before)
         if marker is not None:
             self._raw.append(marker)
             self._unproven = True
@@ -74,7 +74,7 @@ class DeepSeekV3ToolParser(StreamingToolParser):
         return pos
 
     def _end_text(self, out: list[Piece]) -> None:
-        self._plain(self._open_block.take_held(), out)
+        self._plain(self._open_block.take_held())
 
     def _in_block(self, text: str, pos: int, out: list[Piece]) -> int:
         before, marker, pos = self._next_entry.push(text, pos)
@@ -82,11 +82,11 @@ class DeepSeekV3ToolParser(StreamingToolParser):
         if self._unproven:
             self._raw.append(before)
         else:
-            self._plain(before, out)
+            self._plain(before)
         if marker == CALL_BEGIN:
             self._entry_start = len(self._raw)
             self._raw.append(marker)
-            self._close_entry = MarkerOutsideStrings(CALL_END)
+            self._close_entry.reset()
             self._goto(self._in_entry, self._end_entry)
         elif marker == CALLS_END:
             if self._unproven:
@@ -109,7 +109,7 @@ class DeepSeekV3ToolParser(StreamingToolParser):
             if call is not None:
                 if self._unproven:
                     # What came between the block marker and this entry (failed entries, stray text).
-                    self._plain("".join(self._raw[1 : self._entry_start]), out)
+                    self._plain("".join(self._raw[1 : self._entry_start]))
                     self._unproven = False
                 self._emit([call], out)
             elif self._unproven:

@@ -31,15 +31,15 @@ class HermesToolParser(StreamingToolParser):
 
     def _in_text(self, text: str, pos: int, out: list[Piece]) -> int:
         before, marker, pos = self._begin.push(text, pos)
-        self._plain(before, out)
+        self._plain(before)
         if marker is not None:
             self._raw.append(marker)
-            self._close = MarkerOutsideStrings(END)
+            self._close.reset()
             self._goto(self._in_call, self._end_call)
         return pos
 
     def _end_text(self, out: list[Piece]) -> None:
-        self._plain(self._begin.take_held(), out)
+        self._plain(self._begin.take_held())
 
     def _in_call(self, text: str, pos: int, out: list[Piece]) -> int:
         before, marker, pos = self._close.push(text, pos)

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from vresponses.parsers.base import CallFormat, Piece, ToolSpec, tool_parser
-from vresponses.parsers.brackets import BracketScanner
-from vresponses.parsers.calls import StreamingToolParser, calls_from_json
-from vresponses.parsers.stream import Chunks, skip_space
+from vresponses.parsers.calls import JsonValue, StreamingToolParser, calls_from_value
+from vresponses.parsers.stream import skip_space
 
 
 @tool_parser
@@ -22,13 +21,12 @@ class JsonCallParser(StreamingToolParser):
 
     def __init__(self, tools: Sequence[ToolSpec]) -> None:
         super().__init__(tools)
-        self._scanner = BracketScanner()
-        self._body = Chunks()
+        self._value = JsonValue()
         self._goto(self._at_start, self._end_start)
 
     def _at_start(self, text: str, pos: int, out: list[Piece]) -> int:
         end = skip_space(text, pos)
-        self._plain(text[pos:end], out)
+        self._plain(text[pos:end])
         if end < len(text):
             if text[end] in "{[":
                 self._goto(self._in_value, self._end_value)
@@ -40,12 +38,11 @@ class JsonCallParser(StreamingToolParser):
         pass
 
     def _in_value(self, text: str, pos: int, out: list[Piece]) -> int:
-        end = self._scanner.push(text, pos)
-        self._body.add(text[pos:end])
+        end = self._value.push(text, pos)
         if end is None:
             return len(text)
-        body = self._body.take()
-        calls = calls_from_json(body, "name", ("arguments", "parameters"))
+        body, value = self._value.take()
+        calls = calls_from_value(value, "name", ("arguments", "parameters"))
         if calls is not None:
             self._emit(calls, out)
         else:
@@ -54,8 +51,8 @@ class JsonCallParser(StreamingToolParser):
         return end
 
     def _end_value(self, out: list[Piece]) -> None:
-        self._fail(out, self._body.take())
+        self._fail(out, self._value.take_text())
 
     def _in_text(self, text: str, pos: int, out: list[Piece]) -> int:
-        self._plain(text[pos:], out)
+        self._plain(text[pos:])
         return len(text)

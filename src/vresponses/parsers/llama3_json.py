@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from vresponses.parsers.base import CallFormat, Piece, ToolSpec, tool_parser
-from vresponses.parsers.brackets import BracketScanner
-from vresponses.parsers.calls import StreamingToolParser, call_from_object, load_json
-from vresponses.parsers.stream import Chunks, Literals, Seeker, skip_space
+from vresponses.parsers.calls import JsonValue, StreamingToolParser, call_from_object
+from vresponses.parsers.stream import Literals, Seeker, skip_space
 
 PYTHON_TAG = "<|python_tag|>"
 
@@ -28,8 +27,7 @@ class Llama3JsonToolParser(StreamingToolParser):
         super().__init__(tools)
         self._tag = Literals(PYTHON_TAG)
         self._seek_tag = Seeker(PYTHON_TAG)
-        self._body = Chunks()
-        self._scanner = BracketScanner()
+        self._value = JsonValue()
         self._semicolon = False
         self._goto(self._at_start, self._end_start)
 
@@ -37,7 +35,7 @@ class Llama3JsonToolParser(StreamingToolParser):
         if not self._tag.got:
             # Leading whitespace is held by the text sink and dropped if a call follows.
             end = skip_space(text, pos)
-            self._plain(text[pos:end], out)
+            self._plain(text[pos:end])
             if end == len(text):
                 return end
             if text[end] == "{":
@@ -56,18 +54,18 @@ class Llama3JsonToolParser(StreamingToolParser):
         return pos
 
     def _end_start(self, out: list[Piece]) -> None:
-        self._plain(self._tag.reset(), out)
+        self._plain(self._tag.reset())
 
     def _in_text(self, text: str, pos: int, out: list[Piece]) -> int:
         before, marker, pos = self._seek_tag.push(text, pos)
-        self._plain(before, out)
+        self._plain(before)
         if marker is not None:
             self._raw.append(marker)
             self._goto(self._after_tag, self._end_markup)
         return pos
 
     def _end_text(self, out: list[Piece]) -> None:
-        self._plain(self._seek_tag.take_held(), out)
+        self._plain(self._seek_tag.take_held())
 
     def _after_tag(self, text: str, pos: int, out: list[Piece]) -> int:
         end = skip_space(text, pos)
@@ -86,16 +84,15 @@ class Llama3JsonToolParser(StreamingToolParser):
         self._fail(out)
 
     def _open_object(self) -> None:
-        self._scanner = BracketScanner()
+        self._value.reset()
         self._goto(self._in_object, self._end_object)
 
     def _in_object(self, text: str, pos: int, out: list[Piece]) -> int:
-        end = self._scanner.push(text, pos)
-        self._body.add(text[pos:end])
+        end = self._value.push(text, pos)
         if end is None:
             return len(text)
-        body = self._body.take()
-        call = call_from_object(load_json(body), "name", ("parameters", "arguments"))
+        body, value = self._value.take()
+        call = call_from_object(value, "name", ("parameters", "arguments"))
         if call is None:
             self._fail(out, body)
             self._goto(self._in_text, self._end_text)
@@ -106,7 +103,7 @@ class Llama3JsonToolParser(StreamingToolParser):
         return end
 
     def _end_object(self, out: list[Piece]) -> None:
-        self._fail(out, self._body.take())
+        self._fail(out, self._value.take_text())
 
     def _between(self, text: str, pos: int, out: list[Piece]) -> int:
         """After a call: whitespace, at most one `;`, whitespace, then `{` opens the next call."""

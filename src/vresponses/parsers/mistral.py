@@ -7,8 +7,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from vresponses.parsers.base import CallFormat, Piece, ToolSpec, tool_parser
-from vresponses.parsers.brackets import BracketScanner
-from vresponses.parsers.calls import Call, StreamingToolParser, calls_from_json, dump_arguments, load_json
+from vresponses.parsers.calls import Call, JsonValue, StreamingToolParser, calls_from_value, dump_arguments
 from vresponses.parsers.stream import Chunks, Literals, Seeker, run_end, skip_space
 
 TOOL_CALLS = "[TOOL_CALLS]"
@@ -18,8 +17,10 @@ CALL_ID = "[CALL_ID]"
 NAME_LIMIT = 256
 _NAME = re.compile(r"[A-Za-z0-9_.\-]*")
 _ID = re.compile(r"[A-Za-z0-9]*")
-# Turns a finished JSON body into calls, or None when it is not one.
-_Done = Callable[[str], list[Call] | None]
+# What the name states accept in one go: name, optional call id, [ARGS] and spaces, up to the brace.
+_WHOLE_HEAD = re.compile(r"([A-Za-z0-9_.\-]{1,256})((?:\[CALL_ID\][A-Za-z0-9]{0,256})?\[ARGS\]\s*)?(?=\{)")
+# Turns a decoded JSON value into calls, or None when it is not one.
+_Done = Callable[[object], list[Call] | None]
 
 
 @tool_parser
@@ -38,20 +39,20 @@ class MistralToolParser(StreamingToolParser):
         self._name = Chunks()
         self._call_name = ""
         self._id_length = 0
-        self._body = Chunks()
-        self._scanner = BracketScanner()
+        self._value = JsonValue()
+        self._done: _Done = self._finish_list
         self._goto(self._in_text, self._end_text)
 
     def _in_text(self, text: str, pos: int, out: list[Piece]) -> int:
         before, marker, pos = self._seek.push(text, pos)
-        self._plain(before, out)
+        self._plain(before)
         if marker is not None:
             self._raw.append(marker)
             self._goto(self._after_tag, self._end_markup)
         return pos
 
     def _end_text(self, out: list[Piece]) -> None:
-        self._plain(self._seek.take_held(), out)
+        self._plain(self._seek.take_held())
 
     def _end_markup(self, out: list[Piece]) -> None:
         self._fail(out)
@@ -67,10 +68,35 @@ class MistralToolParser(StreamingToolParser):
         end = skip_space(text, pos)
         self._raw.append(text[pos:end])
         if end < len(text):
-            if text[end] in "[{":
+            if text[end] == "[":
+                self._value.reset()
+                self._value.begin("[")
+                self._goto(self._after_bracket, self._end_json)
+                return self._after_bracket(text, end + 1, out)
+            if text[end] == "{":
                 self._open_json(self._finish_list)
+                return end
+            head = _WHOLE_HEAD.match(text, end)
+            if head is not None:
+                # The delta holds name, separators and the opening brace: the states below, in one step.
+                self._raw.append(head.group())
+                self._call_name = head.group(1)
+                self._open_json(self._finish_named)
+                return head.end()
+            self._goto(self._in_name, self._end_markup)
+        return end
+
+    def _after_bracket(self, text: str, pos: int, out: list[Piece]) -> int:
+        """`[TOOL_CALLS][` must go on with an object; deciding here keeps a stray `[` from swallowing text."""
+        end = skip_space(text, pos)
+        self._value.push(text[pos:end], 0)
+        if end < len(text):
+            if text[end] == "{":
+                self._done = self._finish_list
+                self._goto(self._in_json, self._end_json)
             else:
-                self._goto(self._in_name, self._end_markup)
+                self._raw.append(self._value.take_text())
+                self._give_up(out)
         return end
 
     def _in_name(self, text: str, pos: int, out: list[Piece]) -> int:
@@ -151,17 +177,16 @@ class MistralToolParser(StreamingToolParser):
         return end
 
     def _open_json(self, done: _Done) -> None:
-        self._scanner = BracketScanner()
+        self._value.reset()
         self._done = done
         self._goto(self._in_json, self._end_json)
 
     def _in_json(self, text: str, pos: int, out: list[Piece]) -> int:
-        end = self._scanner.push(text, pos)
-        self._body.add(text[pos:end])
+        end = self._value.push(text, pos)
         if end is None:
             return len(text)
-        body = self._body.take()
-        calls = self._done(body)
+        body, value = self._value.take()
+        calls = self._done(value)
         if calls is None:
             self._fail(out, body)
         else:
@@ -170,11 +195,11 @@ class MistralToolParser(StreamingToolParser):
         return end
 
     def _end_json(self, out: list[Piece]) -> None:
-        self._fail(out, self._body.take())
+        self._fail(out, self._value.take_text())
 
-    def _finish_list(self, body: str) -> list[Call] | None:
-        return calls_from_json(body, "name", ("arguments",))
+    def _finish_list(self, value: object) -> list[Call] | None:
+        return calls_from_value(value, "name", ("arguments",))
 
-    def _finish_named(self, body: str) -> list[Call] | None:
-        dumped = dump_arguments(load_json(body))
+    def _finish_named(self, value: object) -> list[Call] | None:
+        dumped = dump_arguments(value)
         return None if dumped is None else [Call(self._call_name, dumped)]

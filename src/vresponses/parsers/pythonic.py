@@ -190,7 +190,7 @@ class PythonicToolParser(StreamingToolParser):
             if self._tagged:
                 self._raw.append(text[pos:end])
             else:
-                self._plain(text[pos:end], out)
+                self._plain(text[pos:end])
             if end == len(text):
                 return end
             pos = end
@@ -267,15 +267,15 @@ class PythonicToolParser(StreamingToolParser):
             return end
         self._goto(self._in_text, self._end_text)
         if found is False:
-            self._plain(self._end_tag.reset(), out)
+            self._plain(self._end_tag.reset())
             return pos
         return end
 
     def _end_after(self, out: list[Piece]) -> None:
-        self._plain(self._end_tag.reset(), out)
+        self._plain(self._end_tag.reset())
 
     def _in_text(self, text: str, pos: int, out: list[Piece]) -> int:
-        self._plain(text[pos:], out)
+        self._plain(text[pos:])
         return len(text)
 
     def _end_text(self, out: list[Piece]) -> None:

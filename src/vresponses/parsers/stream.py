@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Protocol
 
-from vresponses.parsers.base import Reasoning, Text, ToolCallChunk
+from vresponses.parsers.base import Reasoning, Text
 
 # A hit is (index where the marker starts, the marker).
 _Hit = tuple[int, str]
@@ -117,7 +117,6 @@ class Chunks:
 
 
 Piece = Text | Reasoning
-AnyPiece = TypeVar("AnyPiece", Text | Reasoning, Text | Reasoning | ToolCallChunk)
 
 
 class Sink(Protocol):
@@ -128,15 +127,17 @@ class Sink(Protocol):
 
 class TrimmedText:
     """Passes text through unchanged except whitespace that touches a completed call (or a marked boundary),
-    which is dropped; trailing whitespace is held until it is known what follows it."""
+    which is dropped; trailing whitespace is held until it is known what follows it. Certain text is
+    gathered and drained as one piece, so a delta yields one piece per run however it was found."""
 
     def __init__(self, make: Callable[[str], Piece] = Text, *, strip_start: bool = False) -> None:
         self._make = make
         self._ws: list[str] = []
+        self._ready: list[str] = []
         self._strip_next = strip_start
 
-    def add(self, text: str, out: Sink) -> None:
-        """Take text known to be plain; emit what is certain."""
+    def add(self, text: str) -> None:
+        """Take text known to be plain."""
         if self._strip_next:
             text = text.lstrip()
             if not text:
@@ -145,10 +146,9 @@ class TrimmedText:
         body = text.rstrip()
         if body:
             if self._ws:
-                out.append(self._make("".join(self._ws) + body))
+                self._ready.extend(self._ws)
                 self._ws.clear()
-            else:
-                out.append(self._make(body))
+            self._ready.append(body)
         if len(body) < len(text):
             self._ws.append(text[len(body) :])
 
@@ -161,34 +161,16 @@ class TrimmedText:
         """The text ends here and its trailing whitespace is formatting."""
         self._ws.clear()
 
-    def flush(self, out: Sink) -> None:
+    def flush(self) -> None:
         """End of output: whitespace still held is real text."""
-        if self._ws:
-            out.append(self._make("".join(self._ws)))
-            self._ws.clear()
+        self._ready.extend(self._ws)
+        self._ws.clear()
 
-
-def merged(pieces: list[AnyPiece]) -> list[AnyPiece]:
-    """Join adjacent pieces of the same plain kind so callers see one piece per run."""
-    if len(pieces) < 2:
-        return pieces
-    result: list[AnyPiece] = []
-    run: list[str] = []
-    kind: type[Text] | type[Reasoning] | None = None
-    for piece in pieces:
-        if isinstance(piece, Text | Reasoning) and type(piece) is kind:
-            run.append(piece.text)
-            continue
-        if kind is not None:
-            result.append(kind("".join(run)))
-        if isinstance(piece, Text | Reasoning):
-            kind, run = type(piece), [piece.text]
-        else:
-            kind, run = None, []
-            result.append(piece)
-    if kind is not None:
-        result.append(kind("".join(run)))
-    return result
+    def drain(self, out: Sink) -> None:
+        """Emit the certain text gathered so far as one piece."""
+        if self._ready:
+            out.append(self._make("".join(self._ready)))
+            self._ready.clear()
 
 
 class Literals:

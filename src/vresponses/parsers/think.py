@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from vresponses.parsers.base import Reasoning, ReasoningParser, Text, reasoning_parser
-from vresponses.parsers.stream import Literals, Piece, Seeker, TrimmedText, merged, skip_space
+from vresponses.parsers.stream import Literals, Piece, Seeker, TrimmedText, skip_space
 
 OPEN = "<think>"
 CLOSE = "</think>"
@@ -36,7 +36,9 @@ class ThinkParser(ReasoningParser):
         pos = 0
         while pos < len(text):
             pos = self._state(text, pos, out)
-        return merged(out)
+        self._reasoning.drain(out)
+        self._content.drain(out)
+        return out
 
     def finish(self) -> list[Text | Reasoning]:
         """Flush whatever is held back at the end of generation."""
@@ -45,10 +47,12 @@ class ThinkParser(ReasoningParser):
             self._decide(out)
             self._run(self._open.reset(), out)
         # A partial `</think>` at the very end is reasoning text; trailing whitespace is formatting.
-        self._reasoning.add(self._close.take_held(), out)
+        self._reasoning.add(self._close.take_held())
         self._reasoning.drop_trailing()
-        self._content.flush(out)
-        return merged(out)
+        self._reasoning.drain(out)
+        self._content.flush()
+        self._content.drain(out)
+        return out
 
     def _run(self, text: str, out: list[Piece]) -> None:
         pos = 0
@@ -84,15 +88,16 @@ class ThinkParser(ReasoningParser):
 
     def _in_reasoning(self, text: str, pos: int, out: list[Piece]) -> int:
         before, marker, pos = self._close.push(text, pos)
-        self._reasoning.add(before, out)
+        self._reasoning.add(before)
         if marker is not None:
             self._reasoning.drop_trailing()
+            self._reasoning.drain(out)
             self._content.boundary()
             self._state = self._in_content
         return pos
 
     def _in_content(self, text: str, pos: int, out: list[Piece]) -> int:
-        self._content.add(text[pos:], out)
+        self._content.add(text[pos:])
         return len(text)
 
 
