@@ -24,10 +24,24 @@ BAD = [
     ({**M, "input": [{"type": "function_call", "call_id": "c"}]}, "input[0]"),
     ({**M, "input": [{"type": "function_call_output", "call_id": "nope", "output": "1"}]}, "input"),
     ({**M, "input": "hi", "tools": [{"type": "function", "name": "bad name!"}]}, "tools[0].name"),
-    ({**M, "input": "hi", "tools": [{"type": "function", "name": "a"}, {"type": "function", "name": "a"}]}, "tools[1].name"),
-    ({**M, "input": "hi", "tools": [{"type": "function", "name": "a", "parameters": {"type": 5}}]}, "tools[0].parameters"),
+    (
+        {**M, "input": "hi", "tools": [{"type": "function", "name": "a"}, {"type": "function", "name": "a"}]},
+        "tools[1].name",
+    ),
+    (
+        {**M, "input": "hi", "tools": [{"type": "function", "name": "a", "parameters": {"type": 5}}]},
+        "tools[0].parameters",
+    ),
     ({**M, "input": "hi", "tool_choice": "required"}, "tool_choice"),
-    ({**M, "input": "hi", "tools": [{"type": "function", "name": "a"}], "tool_choice": {"type": "function", "function": {"name": "b"}}}, "tool_choice"),
+    (
+        {
+            **M,
+            "input": "hi",
+            "tools": [{"type": "function", "name": "a"}],
+            "tool_choice": {"type": "function", "function": {"name": "b"}},
+        },
+        "tool_choice",
+    ),
     ({**M, "input": "hi", "top_logprobs": 21}, "top_logprobs"),
     ({**M, "input": "hi", "stream_options": {"include_usage": True}}, "stream_options"),
     ({**M, "input": "hi", "background": True, "store": False}, "background"),

@@ -93,7 +93,8 @@ async def generate(engine: Engine, plan: Plan) -> AsyncIterator[Event]:
             yield event
     else:
         emitted_calls = len(calls.ids)
-    if emitted_calls and finish == "stop":
+    if emitted_calls and (finish == "stop" or (finish == "length" and plan.forced is not None)):
+        # A forced turn that ran out of tokens after complete calls still delivers them (the cut one is dropped).
         finish = "tool_calls"
     yield Finished(finish, Usage(prompt_tokens, cached, output_tokens, reasoning_tokens))
 
@@ -124,7 +125,8 @@ def _events(
     events: list[Event] = []
     for piece in pieces:
         if isinstance(piece, Text):
-            if piece.text:
+            # A forced turn is constrained to calls: text here is the remains of a call cut short.
+            if piece.text and plan.forced is None:
                 events.append(TextDelta(piece.text, tuple(pending)))
                 pending.clear()
         elif isinstance(piece, Reasoning):

@@ -51,11 +51,31 @@ def check_parameters(schema: Mapping[str, object], param: str) -> None:
         raise InvalidRequest("A function's parameters must be a JSON Schema of type 'object'.", param=param)
 
 
+# Strings in a forced call that set no bound of their own get this one in the grammar (not in validation):
+# a small model can open a string and never close it, and a bound makes every forced call end well-formed.
+FORCED_STRING_MAX = 512
+_STRING_BOUNDS = ("maxLength", "pattern", "format", "enum", "const")
+
+
+def bounded(schema: Any) -> Any:
+    """A copy of schema whose unbounded string schemas get maxLength FORCED_STRING_MAX."""
+    if isinstance(schema, list):
+        return [bounded(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: bounded(v) for k, v in schema.items()}
+    kind = schema.get("type")
+    is_string = kind == "string" or (isinstance(kind, list) and "string" in kind)
+    if is_string and not any(k in schema for k in _STRING_BOUNDS):
+        out["maxLength"] = FORCED_STRING_MAX
+    return out
+
+
 def call_schema(tool: ToolSpec, fmt: CallFormat) -> dict[str, Any]:
-    """The JSON Schema of one call object to this tool in the given format."""
+    """The JSON Schema of one call object to this tool in the given format, as the grammar enforces it."""
     return {
         "type": "object",
-        "properties": {fmt.name_key: {"const": tool.name}, fmt.args_key: dict(tool.parameters)},
+        "properties": {fmt.name_key: {"const": tool.name}, fmt.args_key: bounded(dict(tool.parameters))},
         "required": [fmt.name_key, fmt.args_key],
         "additionalProperties": False,
     }
