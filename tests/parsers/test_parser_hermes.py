@@ -109,3 +109,18 @@ def test_whole_output_in_one_feed_is_the_non_streaming_path() -> None:
     pieces = parser.feed(QWEN25_TWO_CALLS) + parser.finish()
     assert [p.index for p in pieces if isinstance(p, ToolCallChunk)] == [0, 1]
     assert all(isinstance(p, ToolCallChunk) and p.name for p in pieces)
+
+
+def test_tags_quoted_inside_arguments_do_not_end_the_call() -> None:
+    output = (
+        '<tool_call>\n{"name": "explain", "arguments": {"text": "wrap calls in <tool_call>...</tool_call>"}}'
+        "\n</tool_call>"
+    )
+    got = parse_all_ways(make, output)
+    assert got.events == (call(0, "explain", {"text": "wrap calls in <tool_call>...</tool_call>"}),)
+
+
+def test_unbalanced_quote_runs_to_the_end_as_text() -> None:
+    # The price of reading tags inside strings: the rest of the output is inside "a string", so text.
+    output = '<tool_call>{"name": "f, "arguments": {}}</tool_call> tail <tool_call>{"name": "g"}</tool_call>'
+    assert parse_all_ways(make, output).events == (text(output),)

@@ -65,6 +65,11 @@ def test_marker_retried_after_a_failed_name() -> None:
     assert parse_all_ways(make, output).events == (text("[TOOL_CALLS]foo"), call(0, "bar", {"x": 1}))
 
 
+def test_repeated_marker_is_text_and_the_second_still_counts() -> None:
+    output = '[TOOL_CALLS] [TOOL_CALLS]f[ARGS]{"a": 1}'
+    assert parse_all_ways(make, output).events == (text("[TOOL_CALLS]"), call(0, "f", {"a": 1}))
+
+
 def test_bad_array_is_text() -> None:
     for output in ('[TOOL_CALLS][{"name": "f", "arguments": {}}, {"oops": 1}]', '[TOOL_CALLS][{"name": "f",]'):
         assert parse_all_ways(make, output).events == (text(output),), output

@@ -72,9 +72,10 @@ _ONES = repeat(1)
 
 
 class BracketScanner:
-    """Tracks string state and bracket depth of a value that starts with an opening bracket; push deltas
-    until it reports the index just past the matching close. Bracket kinds are not matched against each
-    other: a mismatched value still ends somewhere and then fails to parse."""
+    """Reports where a value that starts with an opening bracket ends, pushed one delta at a time."""
+
+    # Bracket kinds are not matched against each other: a mismatched value still ends somewhere and then
+    # fails to parse, which is all the callers need.
 
     def __init__(self, syntax: _Syntax = JSON) -> None:
         self._syntax = syntax
@@ -166,9 +167,8 @@ _STRING_BODY = _string_body('"')
 
 
 class MarkerOutsideStrings:
-    """Finds the first occurrence of an end marker that is not inside a JSON string, across deltas, so an
-    argument that quotes the marker does not end the call. Everything but the marker's first character,
-    strings included, is skipped by one regex call per delta."""
+    """Finds the first end marker outside JSON strings across deltas, so an argument that quotes it does
+    not end the call."""
 
     def __init__(self, marker: str) -> None:
         self._marker = marker

@@ -56,9 +56,11 @@ def load_json(text: str) -> object:
 
 
 class JsonValue:
-    """Collects one bracketed JSON value across deltas: decoded in one C call when the delta that starts it
-    holds it whole (the common whole-output case), otherwise scanned to its closing bracket and decoded then.
-    Both ways end at the same place, since a valid value ends where its brackets balance."""
+    """Collects one bracketed JSON value across deltas and decodes it, ending where its brackets balance."""
+
+    # A delta that holds the whole value (the whole-output case) is decoded in one C call; otherwise the
+    # value is scanned and decoded at its end. Both end at the same place, since a valid value ends
+    # exactly where its brackets balance, so the split cannot change the result.
 
     def __init__(self) -> None:
         self._scanner = BracketScanner()
@@ -207,7 +209,7 @@ class StreamingToolParser(ToolParser):
         self._raw.clear()
         self._text.boundary()
 
-    def _fail(self, out: list[Piece], tail: str = "") -> None:
+    def _fail(self, tail: str = "") -> None:
         """The markup read so far (and tail) was not a call: it is text after all."""
         self._raw.append(tail)
         self._text.add("".join(self._raw))

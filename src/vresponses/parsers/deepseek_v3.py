@@ -45,9 +45,8 @@ def parse_entry(body: str) -> Call | None:
 
 @tool_parser
 class DeepSeekV3ToolParser(StreamingToolParser):
-    """Calls come out one by one as each `<｜tool▁call▁end｜>` (outside JSON strings) arrives. The block
-    markers are dropped once the block holds a good call; a block without one is replayed as text whole,
-    and after that a malformed entry is replayed as text with its own markers."""
+    """Emits each call when its `<｜tool▁call▁end｜>` (outside JSON strings) arrives, and replays as text a
+    block with no good call or, after one, any malformed entry."""
 
     name = "deepseek_v3"
     # The name sits outside the JSON object, so no CallFormat can describe this layout.
@@ -90,14 +89,14 @@ class DeepSeekV3ToolParser(StreamingToolParser):
             self._goto(self._in_entry, self._end_entry)
         elif marker == CALLS_END:
             if self._unproven:
-                self._fail(out, marker)
+                self._fail(marker)
             else:
                 self._text.boundary()
             self._goto(self._in_text, self._end_text)
         return pos
 
     def _end_block(self, out: list[Piece]) -> None:
-        self._fail(out, self._next_entry.take_held())
+        self._fail(self._next_entry.take_held())
 
     def _in_entry(self, text: str, pos: int, out: list[Piece]) -> int:
         before, marker, pos = self._close_entry.push(text, pos)
@@ -115,10 +114,10 @@ class DeepSeekV3ToolParser(StreamingToolParser):
             elif self._unproven:
                 self._raw.append(marker)
             else:
-                self._fail(out, marker)
+                self._fail(marker)
             self._goto(self._in_block, self._end_block)
         return pos
 
     def _end_entry(self, out: list[Piece]) -> None:
         self._raw.append(self._body.take())
-        self._fail(out, self._close_entry.take_held())
+        self._fail(self._close_entry.take_held())

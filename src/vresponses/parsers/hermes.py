@@ -15,9 +15,11 @@ END = "</tool_call>"
 
 @tool_parser
 class HermesToolParser(StreamingToolParser):
-    """Each `<tool_call>`…`</tool_call>` block holds one `{"name", "arguments"}` object; the block ends at the
-    first `</tool_call>` outside a JSON string, so arguments may quote the tags (a call with an unbalanced
-    quote therefore runs to the end of output and comes back as text)."""
+    """Emits a call for each `<tool_call>` block holding a `{"name", "arguments"}` object, ended by the first
+    `</tool_call>` outside a JSON string, and text for everything else."""
+
+    # Ending outside strings lets arguments quote the tags (the CallFormat round trip needs that); the
+    # price is that a call with an unbalanced quote runs to the end of output and comes back as text.
 
     name = "hermes"
     call_format = CallFormat(prefix="", begin="<tool_call>\n", end="\n</tool_call>", separator="\n", suffix="")
@@ -52,10 +54,10 @@ class HermesToolParser(StreamingToolParser):
             if calls is not None:
                 self._emit(calls, out)
             else:
-                self._fail(out, marker)
+                self._fail(marker)
             self._goto(self._in_text, self._end_text)
         return pos
 
     def _end_call(self, out: list[Piece]) -> None:
         self._raw.append(self._body.take())
-        self._fail(out, self._close.take_held())
+        self._fail(self._close.take_held())

@@ -12,9 +12,8 @@ from vresponses.parsers.stream import skip_space
 
 @tool_parser
 class JsonCallParser(StreamingToolParser):
-    """The first non-space character decides: `{` or `[` opens the calls value, which is buffered until its
-    brackets balance. Output that does not start that way, a value that is not calls,
-    and anything after the value is text."""
+    """Emits calls when the output starts (after spaces) with a call object or array of them, and text for
+    everything else: other output, a value that is not calls, and anything after the value."""
 
     name = "json"
     call_format = CallFormat(prefix="[", begin="", end="", separator=", ", suffix="]")
@@ -46,12 +45,12 @@ class JsonCallParser(StreamingToolParser):
         if calls is not None:
             self._emit(calls, out)
         else:
-            self._fail(out, body)
+            self._fail(body)
         self._goto(self._in_text, self._end_start)
         return end
 
     def _end_value(self, out: list[Piece]) -> None:
-        self._fail(out, self._value.take_text())
+        self._fail(self._value.take_text())
 
     def _in_text(self, text: str, pos: int, out: list[Piece]) -> int:
         self._plain(text[pos:])

@@ -14,9 +14,8 @@ PYTHON_TAG = "<|python_tag|>"
 
 @tool_parser
 class Llama3JsonToolParser(StreamingToolParser):
-    """Calls are recognised where the output starts with `{` (after whitespace) or right after a
-    `<|python_tag|>`; the object must carry a string name and object parameters (or arguments), anything
-    else there, JSON or not, is text. Text after the last call is text."""
+    """Emits calls for `{"name", "parameters"}` objects at the start of output or right after
+    `<|python_tag|>`, and text for everything else, including JSON that is not a call."""
 
     name = "llama3_json"
     call_format = CallFormat(
@@ -76,12 +75,12 @@ class Llama3JsonToolParser(StreamingToolParser):
             self._open_object()
             return end
         # `<|python_tag|>` followed by code (Llama's built-in tools): not a JSON call, so text.
-        self._fail(out)
+        self._fail()
         self._goto(self._in_text, self._end_text)
         return end
 
     def _end_markup(self, out: list[Piece]) -> None:
-        self._fail(out)
+        self._fail()
 
     def _open_object(self) -> None:
         self._value.reset()
@@ -94,7 +93,7 @@ class Llama3JsonToolParser(StreamingToolParser):
         body, value = self._value.take()
         call = call_from_object(value, "name", ("parameters", "arguments"))
         if call is None:
-            self._fail(out, body)
+            self._fail(body)
             self._goto(self._in_text, self._end_text)
         else:
             self._emit([call], out)
@@ -103,7 +102,7 @@ class Llama3JsonToolParser(StreamingToolParser):
         return end
 
     def _end_object(self, out: list[Piece]) -> None:
-        self._fail(out, self._value.take_text())
+        self._fail(self._value.take_text())
 
     def _between(self, text: str, pos: int, out: list[Piece]) -> int:
         """After a call: whitespace, at most one `;`, whitespace, then `{` opens the next call."""
@@ -118,6 +117,6 @@ class Llama3JsonToolParser(StreamingToolParser):
         if text[end] == "{":
             self._open_object()
             return end
-        self._fail(out)
+        self._fail()
         self._goto(self._in_text, self._end_text)
         return end

@@ -55,12 +55,12 @@ class MistralToolParser(StreamingToolParser):
         self._plain(self._seek.take_held())
 
     def _end_markup(self, out: list[Piece]) -> None:
-        self._fail(out)
+        self._fail()
 
     def _give_up(self, out: list[Piece], unread: str = "") -> None:
         """Not a call after all: the markup so far is text, and `unread` (input a literal matcher consumed
         but did not use) is read again as ordinary output, since it may itself start `[TOOL_CALLS]`."""
-        self._fail(out)
+        self._fail()
         self._goto(self._in_text, self._end_text)
         self._run(unread, out)
 
@@ -95,8 +95,8 @@ class MistralToolParser(StreamingToolParser):
                 self._done = self._finish_list
                 self._goto(self._in_json, self._end_json)
             else:
-                self._raw.append(self._value.take_text())
-                self._give_up(out)
+                # The `[` was not markup: read it again as text, where it may begin another `[TOOL_CALLS]`.
+                self._give_up(out, self._value.take_text())
         return end
 
     def _in_name(self, text: str, pos: int, out: list[Piece]) -> int:
@@ -137,7 +137,7 @@ class MistralToolParser(StreamingToolParser):
         return end
 
     def _end_separator(self, out: list[Piece]) -> None:
-        self._fail(out, self._after_name.reset())
+        self._fail(self._after_name.reset())
 
     def _in_id(self, text: str, pos: int, out: list[Piece]) -> int:
         end = run_end(_ID, text, pos)
@@ -164,7 +164,7 @@ class MistralToolParser(StreamingToolParser):
         return end
 
     def _end_args(self, out: list[Piece]) -> None:
-        self._fail(out, self._after_id.reset())
+        self._fail(self._after_id.reset())
 
     def _before_args(self, text: str, pos: int, out: list[Piece]) -> int:
         end = skip_space(text, pos)
@@ -188,14 +188,14 @@ class MistralToolParser(StreamingToolParser):
         body, value = self._value.take()
         calls = self._done(value)
         if calls is None:
-            self._fail(out, body)
+            self._fail(body)
         else:
             self._emit(calls, out)
         self._goto(self._in_text, self._end_text)
         return end
 
     def _end_json(self, out: list[Piece]) -> None:
-        self._fail(out, self._value.take_text())
+        self._fail(self._value.take_text())
 
     def _finish_list(self, value: object) -> list[Call] | None:
         return calls_from_value(value, "name", ("arguments",))

@@ -167,9 +167,8 @@ def parse_calls(source: str) -> list[Call] | None:
 
 @tool_parser
 class PythonicToolParser(StreamingToolParser):
-    """Calls are recognised only when the output starts (after whitespace and an optional
-    `<|python_start|>`) with `[` + name + `(`; the list is buffered until its brackets balance and then
-    parsed with ast. Everything else, and everything after the list, is text."""
+    """Emits calls when the output starts (after spaces and an optional `<|python_start|>`) with `[name(`
+    and the list parses with ast once its brackets balance, and text for everything else."""
 
     name = "pythonic"
     call_format = None
@@ -210,7 +209,7 @@ class PythonicToolParser(StreamingToolParser):
         return end
 
     def _not_calls(self, pos: int, out: list[Piece]) -> int:
-        self._fail(out)
+        self._fail()
         self._goto(self._in_text, self._end_text)
         return pos
 
@@ -236,7 +235,7 @@ class PythonicToolParser(StreamingToolParser):
     def _end_head(self, out: list[Piece]) -> None:
         self._raw.append(self._head)
         self._head = ""
-        self._fail(out)
+        self._fail()
 
     def _in_calls(self, text: str, pos: int, out: list[Piece]) -> int:
         end = self._scanner.push(text, pos)
@@ -246,7 +245,7 @@ class PythonicToolParser(StreamingToolParser):
         body = self._body.take()
         calls = parse_calls(body)
         if calls is None:
-            self._fail(out, body)
+            self._fail(body)
             self._goto(self._in_text, self._end_text)
         else:
             self._emit(calls, out)
@@ -254,7 +253,7 @@ class PythonicToolParser(StreamingToolParser):
         return end
 
     def _end_calls(self, out: list[Piece]) -> None:
-        self._fail(out, self._body.take())
+        self._fail(self._body.take())
 
     def _after_calls(self, text: str, pos: int, out: list[Piece]) -> int:
         if not self._end_tag.got:
@@ -283,4 +282,4 @@ class PythonicToolParser(StreamingToolParser):
 
     def _end_markup(self, out: list[Piece]) -> None:
         self._raw.append(self._start_tag.reset())
-        self._fail(out)
+        self._fail()

@@ -187,10 +187,10 @@ class Qwen3CoderToolParser(StreamingToolParser):
             if call is not None:
                 self._emit([call], out)
             else:
-                self._fail(out, marker)
+                self._fail(marker)
             self._goto(self._in_text, self._end_text)
         return pos
 
     def _end_call(self, out: list[Piece]) -> None:
         self._raw.append(self._body.take())
-        self._fail(out, self._close.take_held())
+        self._fail(self._close.take_held())

@@ -30,11 +30,6 @@ class Seeker:
             ordered = sorted(markers, key=len, reverse=True)
             self._regex = re.compile("|".join(re.escape(m) for m in ordered))
 
-    @property
-    def held(self) -> str:
-        """The tail held back because it could begin a marker."""
-        return self._held
-
     def take_held(self) -> str:
         """Return and forget the held tail (at the end of input it is plain text)."""
         held, self._held = self._held, ""
@@ -88,11 +83,6 @@ class Seeker:
         return best
 
 
-def could_begin(text: str, marker: str) -> bool:
-    """True when text is a proper prefix of marker (so more input could complete it)."""
-    return len(text) < len(marker) and marker.startswith(text)
-
-
 class Chunks:
     """Accumulates a growing body without quadratic string concatenation."""
 
@@ -126,9 +116,10 @@ class Sink(Protocol):
 
 
 class TrimmedText:
-    """Passes text through unchanged except whitespace that touches a completed call (or a marked boundary),
-    which is dropped; trailing whitespace is held until it is known what follows it. Certain text is
-    gathered and drained as one piece, so a delta yields one piece per run however it was found."""
+    """Passes text through unchanged except whitespace touching a completed call or marked boundary."""
+
+    # Trailing whitespace is held until it is known what follows it, and certain text is gathered and
+    # drained as one piece, so a delta yields one piece per run however the parser found it.
 
     def __init__(self, make: Callable[[str], Piece] = Text, *, strip_start: bool = False) -> None:
         self._make = make

@@ -13,10 +13,11 @@ CLOSE = "</think>"
 
 
 class ThinkParser(ReasoningParser):
-    """Shared machine: an opening tag at the start (after whitespace) is dropped and starts reasoning;
-    without one, output starts in reasoning only if `opens_by_default` or the prompt opened it. Reasoning
-    with no `</think>` by the end stays reasoning (the model was cut off while thinking). Whitespace around
-    the tags is the template's formatting and is dropped."""
+    """Emits reasoning from an opening `<think>` at the start (or from the start, when the prompt opened it)
+    up to the first `</think>`, and content after it."""
+
+    # Reasoning with no `</think>` by the end stays reasoning: the model was cut off while thinking.
+    # Whitespace around the tags is the template's formatting and is dropped.
 
     # True where the chat template always ends the prompt inside `<think>` (DeepSeek-R1).
     opens_by_default: ClassVar[bool] = False
