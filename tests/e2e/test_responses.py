@@ -55,7 +55,7 @@ def test_include_usage_adds_a_last_chunk(client: Gradient) -> None:
     stream = client.responses.create(
         model=MODEL, input=Q, temperature=0, max_output_tokens=20, stream=True, stream_options={"include_usage": True}
     )
-    text, chunks = streamed_text(stream)
+    _, chunks = streamed_text(stream)
     last = chunks[-1]
     assert last.choices == [] and last.usage is not None
     assert last.usage.completion_tokens > 0 and last.usage.prompt_tokens > 10
@@ -160,7 +160,7 @@ def test_invalid_requests_through_sdk(client: Gradient, extra: dict, status: int
         else:
             client.responses.create(**kwargs)
     assert info.value.status_code == status
-    error = info.value.body["error"] if "error" in info.value.body else info.value.body
+    error = info.value.body.get("error", info.value.body)
     assert set(error) == {"message", "type", "param", "code"}
 
 

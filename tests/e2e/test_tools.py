@@ -20,11 +20,11 @@ def fn(name: str, props: dict[str, Any], required: list[str], description: str =
     return {"type": "function", "name": name, "description": description or name, "parameters": schema}
 
 
-S, I, N, B = {"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type": "boolean"}
+S, INT, N, B = {"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type": "boolean"}
 CASES: list[tuple[str, dict[str, Any]]] = [
     ("What's the weather in Paris?", fn("get_weather", {"city": S}, ["city"])),
     ("Weather in Tokyo in fahrenheit", fn("get_weather", {"city": S, "unit": {"enum": ["c", "f"]}}, ["city", "unit"])),
-    ("Add 2 and 3", fn("add", {"a": I, "b": I}, ["a", "b"])),
+    ("Add 2 and 3", fn("add", {"a": INT, "b": INT}, ["a", "b"])),
     ("Convert 3.5 miles to km", fn("convert", {"value": N, "from": S, "to": S}, ["value", "from", "to"])),
     (
         "Send an email to bob@example.com saying hi",
@@ -45,7 +45,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
             "create_user",
             {
                 "name": S,
-                "age": I,
+                "age": INT,
                 "address": {"type": "object", "properties": {"city": S, "country": S}, "required": ["city", "country"]},
             },
             ["name", "address"],
@@ -71,7 +71,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
             {
                 "items": {
                     "type": "array",
-                    "items": {"type": "object", "properties": {"name": S, "qty": I}, "required": ["name", "qty"]},
+                    "items": {"type": "object", "properties": {"name": S, "qty": INT}, "required": ["name", "qty"]},
                 }
             },
             ["items"],
@@ -104,7 +104,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
             {
                 "attendees": {"type": "array", "items": S},
                 "topic": S,
-                "settings": {"type": "object", "properties": {"video": B, "minutes": I}},
+                "settings": {"type": "object", "properties": {"video": B, "minutes": INT}},
             },
             ["attendees", "topic"],
         ),

@@ -242,7 +242,7 @@ def to_request(body: CreateResponse, tenant: str) -> ResponseRequest:
 def _item(item: MessageIn | TypedItemIn) -> Item:
     if isinstance(item, MessageIn):
         parts = item.content if isinstance(item.content, list) else None
-        content = "".join(p.text or "" for p in parts) if parts is not None else item.content or ""
+        content = "".join(p.text or "" for p in parts) if parts is not None else str(item.content or "")
         calls = tuple(ToolCall(c.id, c.function.name, c.function.arguments) for c in item.tool_calls or ())
         return Message(role=item.role, content=content, tool_calls=calls, tool_call_id=item.tool_call_id)
     if item.type == "function_call":

@@ -78,7 +78,7 @@ class FakeEngine:
                 if request_id in self.aborted:
                     return
                 last = i == len(pieces) - 1
-                logprobs = ()
+                logprobs: tuple[TokenLogprob, ...] = ()
                 if options.logprobs is not None:
                     logprobs = (TokenLogprob(token=piece, logprob=-0.5),)
                 yield EngineDelta(

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from vresponses.engines.base import (
     Constraint,
@@ -88,7 +88,8 @@ class VllmEngine:
             max_model_len=int(config.max_model_len),
             created=int(time.time()),
         )
-        return cls(llm, info, llm.get_tokenizer())
+        tokenizer = cast(Tokenizer, llm.get_tokenizer())
+        return cls(llm, info, tokenizer)
 
     def _params(self, options: SamplingOptions) -> Any:
         structured = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 
 import anyio
@@ -45,7 +45,7 @@ class _Calls:
     arguments: dict[int, list[str]] = field(default_factory=dict)
 
 
-async def generate(engine: Engine, plan: Plan) -> AsyncIterator[Event]:
+async def generate(engine: Engine, plan: Plan) -> AsyncGenerator[Event, None]:
     """Yield text, reasoning and tool-call events, then exactly one Finished; abort the engine if closed early."""
     prompt_tokens = len(plan.prompt_token_ids)
     if plan.options.max_tokens <= 0:

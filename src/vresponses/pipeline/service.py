@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -148,7 +148,7 @@ class Responder:
             items.extend(decode_items(row.output_items))
         return items
 
-    async def run(self, prepared: Prepared) -> AsyncIterator[Event]:
+    async def run(self, prepared: Prepared) -> AsyncGenerator[Event, None]:
         """Generate, stream the events, and store the result before the last event is passed on."""
         collector = Collector(prepared.response)
         finished = False

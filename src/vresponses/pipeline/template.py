@@ -89,7 +89,7 @@ class ChatTemplate:
 
     def _probe_tool_calls(self) -> bool:
         call = {"id": "c1", "type": "function", "function": {"name": "probe_call_zq", "arguments": {}}}
-        messages = [
+        messages: list[dict[str, Any]] = [
             {"role": "user", "content": "hi"},
             {"role": "assistant", "content": "", "tool_calls": [call]},
         ]
