@@ -69,6 +69,11 @@ class MistralToolParser(StreamingToolParser):
         self._raw.append(text[pos:end])
         if end < len(text):
             if text[end] == "[":
+                after = skip_space(text, end + 1)
+                if after < len(text) and text[after] != "{":
+                    # Decided within this delta (the common case): not a call list, and the `[` is text.
+                    self._give_up(out)
+                    return end
                 self._value.reset()
                 self._value.begin("[")
                 self._goto(self._after_bracket, self._end_json)
