@@ -56,6 +56,7 @@ class SamplingOptions:
     logprobs: int | None = None
     constraint: Constraint | None = None
     seed: int | None = None
+    skip_special_tokens: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,7 +105,7 @@ class VllmEngine:
             seed=options.seed,
             structured_outputs=structured,
             output_kind=self._delta,
-            skip_special_tokens=True,
+            skip_special_tokens=options.skip_special_tokens,
         )
 
     async def generate(

@@ -67,6 +67,8 @@ class ToolParser:
     name: ClassVar[str]
     # None when calls in this format are not a JSON object (then constrained decoding emits plain JSON calls).
     call_format: ClassVar[CallFormat | None] = None
+    # True when the format's markers are special tokens, which detokenizing would otherwise drop.
+    keeps_special_tokens: ClassVar[bool] = False
 
     def __init__(self, tools: Sequence[ToolSpec]) -> None:
         self.tools = tools

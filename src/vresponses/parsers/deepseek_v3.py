@@ -49,6 +49,7 @@ class DeepSeekV3ToolParser(StreamingToolParser):
     block with no good call or, after one, any malformed entry."""
 
     name = "deepseek_v3"
+    keeps_special_tokens = True
     # The name sits outside the JSON object, so no CallFormat can describe this layout.
     call_format = None
 

@@ -18,6 +18,7 @@ class Llama3JsonToolParser(StreamingToolParser):
     `<|python_tag|>`, and text for everything else, including JSON that is not a call."""
 
     name = "llama3_json"
+    keeps_special_tokens = True
     call_format = CallFormat(
         prefix="", begin="", end="", separator="; ", suffix="", name_key="name", args_key="parameters"
     )

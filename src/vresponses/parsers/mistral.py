@@ -29,6 +29,7 @@ class MistralToolParser(StreamingToolParser):
     arguments object ends where its braces balance; text may follow, and further `[TOOL_CALLS]` too."""
 
     name = "mistral"
+    keeps_special_tokens = True
     call_format = CallFormat(prefix="[TOOL_CALLS][", begin="", end="", separator=", ", suffix="]")
 
     def __init__(self, tools: Sequence[ToolSpec]) -> None:

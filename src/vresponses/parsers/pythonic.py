@@ -171,6 +171,7 @@ class PythonicToolParser(StreamingToolParser):
     and the list parses with ast once its brackets balance, and text for everything else."""
 
     name = "pythonic"
+    keeps_special_tokens = True
     call_format = None
 
     def __init__(self, tools: Sequence[ToolSpec]) -> None:

@@ -95,6 +95,7 @@ class Responder:
             top_p=1.0 if req.top_p is None else req.top_p,
             stop=req.stop,
             logprobs=req.top_logprobs,
+            skip_special_tokens=not (offered and parser_cls.keeps_special_tokens),
         )
         if req.top_p == 0:
             # vLLM rejects top_p=0; the API allows it and it can only mean the single most likely token.
