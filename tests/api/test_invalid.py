@@ -99,3 +99,25 @@ def test_unknown_route_and_method(client: TestClient) -> None:
     assert client.get("/v1/nothing").json()["error"]["type"] == "not_found_error"
     r = client.put("/v1/responses")
     assert r.status_code == 405 and "error" in r.json()
+
+
+HOSTILE = [
+    b'{"model":"fake-model","input":' + b"[" * 20_000 + b"]" * 20_000 + b"}",
+    b'{"model":"fake-model","input":"x","metadata":' + b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"}",
+    b'{"model":"fake-model","input":"\xff\xfe"}',
+    b'{"model":"fake-model","input":"\\ud800"}',
+    b'{"model":"fake-model","input":"x","temperature":NaN}',
+    b'{"model":"fake-model","input":"x","temperature":1e999}',
+    b'{"model":"fake-model","input":"x","tools":[{"type":"function","name":"a","parameters":'
+    + b'{"type":"object","properties":{"a":' * 300
+    + b"{}"
+    + b"}}" * 300
+    + b"}]}",
+]
+
+
+@pytest.mark.parametrize("raw", HOSTILE)
+def test_hostile_bodies_are_400_not_500(client: TestClient, raw: bytes) -> None:
+    r = client.post("/v1/responses", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["type"] == "invalid_request_error"

@@ -61,11 +61,38 @@ async def _read_json(request: Request, limit: int) -> Any:
         raise InvalidRequest("The request body is empty; send a JSON object.")
     try:
         data = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest(f"The request body nests deeper than {MAX_DEPTH} levels.") from None
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.")
+    if _depth(data) > MAX_DEPTH:
+        # Validators and schema checkers below recurse; refuse what would exhaust their stack.
+        raise InvalidRequest(f"The request body nests deeper than {MAX_DEPTH} levels.")
     return data
+
+
+MAX_DEPTH = 64
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in a decoded JSON value (iteratively: no recursion to exhaust)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 async def create_response(request: Request) -> Response:

@@ -9,6 +9,7 @@ from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import SchemaError
+from referencing.exceptions import Unresolvable
 
 from vresponses.engines.base import Constraint
 from vresponses.errors import InvalidRequest
@@ -133,4 +134,7 @@ def arguments_valid(tool: ToolSpec | None, arguments: str) -> bool:
         return False
     if not isinstance(value, dict):
         return False
-    return bool(jsonschema.validators.validator_for(tool.parameters)(tool.parameters).is_valid(value))
+    try:
+        return bool(jsonschema.validators.validator_for(tool.parameters)(tool.parameters).is_valid(value))
+    except Unresolvable:
+        return False  # a $ref that resolves nowhere: nothing can be shown to validate
