@@ -147,3 +147,21 @@ def test_chaining_from_unfinished_is_400(client: TestClient, fake: FakeEngine) -
     r = client.post("/v1/responses", json={"model": M, "input": "x", "previous_response_id": bg["id"]})
     assert r.status_code == 400
     client.post(f"/v1/responses/{bg['id']}/cancel")
+
+
+def test_retention_limits_hold(fake: FakeEngine) -> None:
+    from vresponses.app import create_app
+    from vresponses.pipeline.jobs import JobsConfig
+    from vresponses.settings import Settings
+    from vresponses.store.memory import MemoryStore
+
+    store = MemoryStore()
+    config = JobsConfig(tick_seconds=0.02, prune_every_seconds=0, max_rows=2, max_age_seconds=3600)
+    app = create_app(Settings(model=M), engine_factory=lambda _: fake, store=store, jobs_config=config)
+    with TestClient(app) as c:
+        ids = [c.post("/v1/responses", json={"model": M, "input": f"n{i}"}).json()["id"] for i in range(5)]
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and c.get(f"/v1/responses/{ids[0]}").status_code != 404:
+            time.sleep(0.02)
+        kept = [rid for rid in ids if c.get(f"/v1/responses/{rid}").status_code == 200]
+        assert kept == ids[-2:]

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 
@@ -45,6 +45,8 @@ class Prepared:
     tenant: str
     # What an interrupted run is stored as: a client that went away leaves it incomplete, a cancel cancelled.
     on_interrupt: str = "incomplete"
+    # Sub-second creation time: retention removes the oldest first, and many responses share a second.
+    created_at: float = field(default_factory=time.time)
 
 
 def tenant_of(key: str | None) -> str:
@@ -202,7 +204,7 @@ class Responder:
             tenant=prepared.tenant,
             previous_response_id=response.previous_response_id,
             status=response.status,
-            created_at=float(response.created),
+            created_at=prepared.created_at,
             updated_at=now,
             input_items=encode_items(prepared.items),
             output_items=encode_items(response.output),
