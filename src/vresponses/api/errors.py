@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import msgspec
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -82,8 +83,6 @@ def from_validation(exc: ValidationError) -> InvalidRequest:
 
 def body(exc: APIError) -> bytes:
     """The error shape `{"error": {message, type, param, code}}`."""
-    import msgspec
-
     return msgspec.json.encode(
         {"error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}}
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from vresponses.api.errors import translate
+from vresponses.api import errors
 from vresponses.engines.base import TokenLogprob
 from vresponses.errors import APIError
 from vresponses.pipeline.events import Event, Finished, ReasoningDelta, TextDelta, ToolCallDelta, Usage
@@ -151,8 +151,7 @@ def encode(obj: Any) -> bytes:
 
 def error_event(exc: APIError) -> bytes:
     """An error after the stream started, as the client expects it: a data line holding `error`."""
-    err = {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}
-    return b"data: " + _json.encode({"error": err}) + b"\n\n"
+    return b"data: " + errors.body(exc) + b"\n\n"
 
 
 class ChunkWriter:
@@ -217,6 +216,6 @@ async def sse(writer: ChunkWriter, events: AsyncIterator[Event]) -> AsyncIterato
         async for event in events:
             yield writer.event(event)
     except Exception as exc:
-        yield error_event(translate(exc))
+        yield error_event(errors.translate(exc))
         return
     yield DONE

@@ -6,6 +6,7 @@ from typing import Any
 
 import anyio
 import msgspec
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
@@ -15,9 +16,18 @@ from starlette.routing import Route
 from vresponses.api import gradient
 from vresponses.api.auth import Keys
 from vresponses.api.errors import from_validation
+from vresponses.api.metrics import observe
 from vresponses.api.schema import CreateResponse, to_request
 from vresponses.errors import BodyTooLarge, InvalidRequest, NotFound, Unavailable
-from vresponses.pipeline.items import FunctionCall, FunctionCallOutput, Item, Message, OutputText, Reasoning
+from vresponses.pipeline.items import (
+    FunctionCall,
+    FunctionCallOutput,
+    Item,
+    Message,
+    OutputText,
+    Reasoning,
+    decode_items,
+)
 from vresponses.pipeline.jobs import Jobs
 from vresponses.pipeline.response import ResponseObject, decode_response
 from vresponses.pipeline.service import Responder, tenant_of
@@ -228,8 +238,6 @@ def item_wire(item: Item, index: int, response_id: str) -> dict[str, Any]:
 
 async def list_input_items(request: Request) -> Response:
     """GET /v1/responses/{id}/input_items?limit=&after=&order=."""
-    from vresponses.pipeline.items import decode_items
-
     _, _, row = await _owned(request)
     q = request.query_params
     order = q.get("order", "desc")
@@ -285,12 +293,8 @@ async def health(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     """GET /metrics: Prometheus text format."""
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
     st = _state(request)
     st.keys.check(request)
-    from vresponses.api.metrics import observe
-
     observe(st)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 
@@ -101,9 +101,9 @@ class Responder:
         )
         if req.top_p == 0:
             # vLLM rejects top_p=0; the API allows it and it can only mean the single most likely token.
-            options = _replace(options, temperature=0.0, top_p=1.0)
+            options = replace(options, temperature=0.0, top_p=1.0)
         if forced:
-            options = _replace(options, constraint=constraint(forced, req.parallel_tool_calls, parser_cls.call_format))
+            options = replace(options, constraint=constraint(forced, req.parallel_tool_calls, parser_cls.call_format))
             if parser_cls.call_format is None:
                 parser_cls = lookup(TOOL_PARSERS, "json", "tool-call")
         plan = Plan(
@@ -210,9 +210,3 @@ class Responder:
             output_items=encode_items(response.output),
             body=encode_response(response),
         )
-
-
-def _replace(options: SamplingOptions, **changes: object) -> SamplingOptions:
-    from dataclasses import replace
-
-    return replace(options, **changes)  # type: ignore[arg-type]
