@@ -1,5 +1,6 @@
 """What tool parsers share: strict JSON loading, turning a parsed object into a call, and the delta loop that
-drives a parser's states, emits calls with their indices and replays failed markup as text."""
+drives a parser's states (text up to an opening marker, a call body up to its closing marker), emits calls
+with their indices and replays failed markup as text."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 from vresponses.parsers.base import Piece, ToolCallChunk, ToolParser, ToolSpec
 from vresponses.parsers.brackets import BracketScanner
-from vresponses.parsers.stream import Chunks, TrimmedText
+from vresponses.parsers.stream import Chunks, Finder, Seeker, TrimmedText
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,14 +169,22 @@ End = Callable[[list[Piece]], None]
 class StreamingToolParser(ToolParser):
     """Base for the state-machine tool parsers: one code path for streaming and whole-text parsing."""
 
+    # Shared states: `_in_text` reads text up to `_opener`'s marker, then `_opened` picks the next state;
+    # `_in_body` reads a call body up to `_closer`'s marker, then `_closed` decides what it was. By
+    # default a body is parsed by `_parse_body` and text follows it, so a `BEGIN body END` format only
+    # states its markers and how a body parses.
+
     def __init__(self, tools: Sequence[ToolSpec]) -> None:
         super().__init__(tools)
         self._text = TrimmedText()
         # Markup read since the current call began, replayed as text if the call turns out malformed.
         self._raw: list[str] = []
+        self._body = Chunks()
         self._index = 0
         self._step: Step
         self._end: End
+        self._opener: Seeker
+        self._closer: Finder
 
     def _goto(self, step: Step, end: End) -> None:
         self._step = step
@@ -217,3 +226,62 @@ class StreamingToolParser(ToolParser):
 
     def _plain(self, text: str) -> None:
         self._text.add(text)
+
+    def _in_text(self, text: str, pos: int, out: list[Piece]) -> int:
+        before, marker, pos = self._opener.push(text, pos)
+        self._plain(before)
+        if marker is not None:
+            self._raw.append(marker)
+            self._opened()
+        return pos
+
+    def _end_text(self, out: list[Piece]) -> None:
+        self._plain(self._opener.take_held())
+
+    def _opened(self) -> None:
+        """The opening marker was just read (it is in `_raw`): go to the state for what follows it."""
+        self._read_body()
+
+    def _read_body(self) -> None:
+        """Go on to read a call body up to the closing marker."""
+        self._closer.reset()
+        self._goto(self._in_body, self._end_body)
+
+    def _in_body(self, text: str, pos: int, out: list[Piece]) -> int:
+        before, marker, pos = self._closer.push(text, pos)
+        self._body.add(before)
+        if marker is not None:
+            body = self._body.take()
+            self._raw.append(body)
+            self._closed(body, marker, out)
+        return pos
+
+    def _end_body(self, out: list[Piece]) -> None:
+        self._raw.append(self._body.take())
+        self._fail(self._closer.take_held())
+
+    def _closed(self, body: str, marker: str, out: list[Piece]) -> None:
+        """The body and its closing marker were read (the body is in `_raw`): emit its calls, or replay the
+        markup as text; then read text again."""
+        calls = self._parse_body(body)
+        if calls is not None:
+            self._emit(calls, out)
+        else:
+            self._fail(marker)
+        self._goto(self._in_text, self._end_text)
+
+    def _parse_body(self, body: str) -> Sequence[Call] | None:
+        """The calls a complete body holds, or None if it is not a call."""
+        raise NotImplementedError
+
+    def _in_rest(self, text: str, pos: int, out: list[Piece]) -> int:
+        """The rest of the output is text (for formats whose calls may only come first)."""
+        self._plain(text[pos:])
+        return len(text)
+
+    def _end_rest(self, out: list[Piece]) -> None:
+        pass
+
+    def _end_markup(self, out: list[Piece]) -> None:
+        """Output ended inside markup whose state holds nothing back: the markup is text."""
+        self._fail()

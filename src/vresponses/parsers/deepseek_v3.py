@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from vresponses.parsers.base import Piece, ToolSpec, tool_parser
 from vresponses.parsers.brackets import MarkerOutsideStrings
 from vresponses.parsers.calls import Call, StreamingToolParser, dump_arguments, load_json
-from vresponses.parsers.stream import Chunks, Seeker
+from vresponses.parsers.stream import Seeker
 
 CALLS_BEGIN = "<｜tool▁calls▁begin｜>"
 CALLS_END = "<｜tool▁calls▁end｜>"
@@ -55,26 +55,17 @@ class DeepSeekV3ToolParser(StreamingToolParser):
 
     def __init__(self, tools: Sequence[ToolSpec]) -> None:
         super().__init__(tools)
-        self._open_block = Seeker(CALLS_BEGIN)
+        self._opener = Seeker(CALLS_BEGIN)
         self._next_entry = Seeker(CALL_BEGIN, CALLS_END)
-        self._close_entry = MarkerOutsideStrings(CALL_END)
-        self._body = Chunks()
+        self._closer = MarkerOutsideStrings(CALL_END)
         # While no call in the block has parsed, the block marker and everything after it stay in _raw.
         self._unproven = False
         self._entry_start = 0
         self._goto(self._in_text, self._end_text)
 
-    def _in_text(self, text: str, pos: int, out: list[Piece]) -> int:
-        before, marker, pos = self._open_block.push(text, pos)
-        self._plain(before)
-        if marker is not None:
-            self._raw.append(marker)
-            self._unproven = True
-            self._goto(self._in_block, self._end_block)
-        return pos
-
-    def _end_text(self, out: list[Piece]) -> None:
-        self._plain(self._open_block.take_held())
+    def _opened(self) -> None:
+        self._unproven = True
+        self._goto(self._in_block, self._end_block)
 
     def _in_block(self, text: str, pos: int, out: list[Piece]) -> int:
         before, marker, pos = self._next_entry.push(text, pos)
@@ -86,8 +77,7 @@ class DeepSeekV3ToolParser(StreamingToolParser):
         if marker == CALL_BEGIN:
             self._entry_start = len(self._raw)
             self._raw.append(marker)
-            self._close_entry.reset()
-            self._goto(self._in_entry, self._end_entry)
+            self._read_body()
         elif marker == CALLS_END:
             if self._unproven:
                 self._fail(marker)
@@ -99,26 +89,16 @@ class DeepSeekV3ToolParser(StreamingToolParser):
     def _end_block(self, out: list[Piece]) -> None:
         self._fail(self._next_entry.take_held())
 
-    def _in_entry(self, text: str, pos: int, out: list[Piece]) -> int:
-        before, marker, pos = self._close_entry.push(text, pos)
-        self._body.add(before)
-        if marker is not None:
-            body = self._body.take()
-            self._raw.append(body)
-            call = parse_entry(body)
-            if call is not None:
-                if self._unproven:
-                    # What came between the block marker and this entry (failed entries, stray text).
-                    self._plain("".join(self._raw[1 : self._entry_start]))
-                    self._unproven = False
-                self._emit([call], out)
-            elif self._unproven:
-                self._raw.append(marker)
-            else:
-                self._fail(marker)
-            self._goto(self._in_block, self._end_block)
-        return pos
-
-    def _end_entry(self, out: list[Piece]) -> None:
-        self._raw.append(self._body.take())
-        self._fail(self._close_entry.take_held())
+    def _closed(self, body: str, marker: str, out: list[Piece]) -> None:
+        call = parse_entry(body)
+        if call is not None:
+            if self._unproven:
+                # What came between the block marker and this entry (failed entries, stray text).
+                self._plain("".join(self._raw[1 : self._entry_start]))
+                self._unproven = False
+            self._emit([call], out)
+        elif self._unproven:
+            self._raw.append(marker)
+        else:
+            self._fail(marker)
+        self._goto(self._in_block, self._end_block)

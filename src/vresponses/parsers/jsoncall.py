@@ -21,7 +21,8 @@ class JsonCallParser(StreamingToolParser):
     def __init__(self, tools: Sequence[ToolSpec]) -> None:
         super().__init__(tools)
         self._value = JsonValue()
-        self._goto(self._at_start, self._end_start)
+        # `_at_start` holds nothing back (leading whitespace goes straight to the text sink).
+        self._goto(self._at_start, self._end_rest)
 
     def _at_start(self, text: str, pos: int, out: list[Piece]) -> int:
         end = skip_space(text, pos)
@@ -30,11 +31,8 @@ class JsonCallParser(StreamingToolParser):
             if text[end] in "{[":
                 self._goto(self._in_value, self._end_value)
             else:
-                self._goto(self._in_text, self._end_start)
+                self._goto(self._in_rest, self._end_rest)
         return end
-
-    def _end_start(self, out: list[Piece]) -> None:
-        pass
 
     def _in_value(self, text: str, pos: int, out: list[Piece]) -> int:
         end = self._value.push(text, pos)
@@ -46,12 +44,8 @@ class JsonCallParser(StreamingToolParser):
             self._emit(calls, out)
         else:
             self._fail(body)
-        self._goto(self._in_text, self._end_start)
+        self._goto(self._in_rest, self._end_rest)
         return end
 
     def _end_value(self, out: list[Piece]) -> None:
         self._fail(self._value.take_text())
-
-    def _in_text(self, text: str, pos: int, out: list[Piece]) -> int:
-        self._plain(text[pos:])
-        return len(text)

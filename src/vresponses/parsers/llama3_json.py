@@ -26,7 +26,7 @@ class Llama3JsonToolParser(StreamingToolParser):
     def __init__(self, tools: Sequence[ToolSpec]) -> None:
         super().__init__(tools)
         self._tag = Literals(PYTHON_TAG)
-        self._seek_tag = Seeker(PYTHON_TAG)
+        self._opener = Seeker(PYTHON_TAG)
         self._value = JsonValue()
         self._semicolon = False
         self._goto(self._at_start, self._end_start)
@@ -47,7 +47,7 @@ class Llama3JsonToolParser(StreamingToolParser):
             return pos
         if found:
             self._raw.append(PYTHON_TAG)
-            self._goto(self._after_tag, self._end_markup)
+            self._opened()
             return pos
         self._goto(self._in_text, self._end_text)
         self._run(self._tag.reset(), out)
@@ -56,18 +56,11 @@ class Llama3JsonToolParser(StreamingToolParser):
     def _end_start(self, out: list[Piece]) -> None:
         self._plain(self._tag.reset())
 
-    def _in_text(self, text: str, pos: int, out: list[Piece]) -> int:
-        before, marker, pos = self._seek_tag.push(text, pos)
-        self._plain(before)
-        if marker is not None:
-            self._raw.append(marker)
-            self._goto(self._after_tag, self._end_markup)
-        return pos
+    def _opened(self) -> None:
+        self._goto(self._before_object, self._end_markup)
 
-    def _end_text(self, out: list[Piece]) -> None:
-        self._plain(self._seek_tag.take_held())
-
-    def _after_tag(self, text: str, pos: int, out: list[Piece]) -> int:
+    def _before_object(self, text: str, pos: int, out: list[Piece]) -> int:
+        """Whitespace, then `{` opens a call; anything else means the markup was text."""
         end = skip_space(text, pos)
         self._raw.append(text[pos:end])
         if end == len(text):
@@ -75,13 +68,10 @@ class Llama3JsonToolParser(StreamingToolParser):
         if text[end] == "{":
             self._open_object()
             return end
-        # `<|python_tag|>` followed by code (Llama's built-in tools): not a JSON call, so text.
+        # After `<|python_tag|>` this is code (Llama's built-in tools): not a JSON call, so text.
         self._fail()
         self._goto(self._in_text, self._end_text)
         return end
-
-    def _end_markup(self, out: list[Piece]) -> None:
-        self._fail()
 
     def _open_object(self) -> None:
         self._value.reset()
@@ -109,15 +99,8 @@ class Llama3JsonToolParser(StreamingToolParser):
         """After a call: whitespace, at most one `;`, whitespace, then `{` opens the next call."""
         end = skip_space(text, pos)
         self._raw.append(text[pos:end])
-        if end == len(text):
-            return end
-        if text[end] == ";" and not self._semicolon:
+        if end < len(text) and text[end] == ";" and not self._semicolon:
             self._semicolon = True
             self._raw.append(";")
             return end + 1
-        if text[end] == "{":
-            self._open_object()
-            return end
-        self._fail()
-        self._goto(self._in_text, self._end_text)
-        return end
+        return self._before_object(text, end, out)

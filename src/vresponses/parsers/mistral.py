@@ -34,7 +34,7 @@ class MistralToolParser(StreamingToolParser):
 
     def __init__(self, tools: Sequence[ToolSpec]) -> None:
         super().__init__(tools)
-        self._seek = Seeker(TOOL_CALLS)
+        self._opener = Seeker(TOOL_CALLS)
         self._after_name = Literals(ARGS, CALL_ID, "{")
         self._after_id = Literals(ARGS)
         self._name = Chunks()
@@ -44,19 +44,8 @@ class MistralToolParser(StreamingToolParser):
         self._done: _Done = self._finish_list
         self._goto(self._in_text, self._end_text)
 
-    def _in_text(self, text: str, pos: int, out: list[Piece]) -> int:
-        before, marker, pos = self._seek.push(text, pos)
-        self._plain(before)
-        if marker is not None:
-            self._raw.append(marker)
-            self._goto(self._after_tag, self._end_markup)
-        return pos
-
-    def _end_text(self, out: list[Piece]) -> None:
-        self._plain(self._seek.take_held())
-
-    def _end_markup(self, out: list[Piece]) -> None:
-        self._fail()
+    def _opened(self) -> None:
+        self._goto(self._after_tag, self._end_markup)
 
     def _give_up(self, out: list[Piece], unread: str = "") -> None:
         """Not a call after all: the markup so far is text, and `unread` (input a literal matcher consumed

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from vresponses.parsers.base import Piece, ToolSpec, tool_parser
 from vresponses.parsers.brackets import PYTHON, BracketScanner
 from vresponses.parsers.calls import Call, StreamingToolParser
-from vresponses.parsers.stream import Chunks, Literals, skip_space
+from vresponses.parsers.stream import Literals, skip_space
 
 PYTHON_START = "<|python_start|>"
 PYTHON_END = "<|python_end|>"
@@ -181,7 +181,6 @@ class PythonicToolParser(StreamingToolParser):
         self._tagged = False
         self._head = ""
         self._scanner = BracketScanner(PYTHON)
-        self._body = Chunks()
         self._goto(self._at_start, self._end_markup)
 
     def _at_start(self, text: str, pos: int, out: list[Piece]) -> int:
@@ -211,7 +210,7 @@ class PythonicToolParser(StreamingToolParser):
 
     def _not_calls(self, pos: int, out: list[Piece]) -> int:
         self._fail()
-        self._goto(self._in_text, self._end_text)
+        self._goto(self._in_rest, self._end_rest)
         return pos
 
     def _at_head(self, text: str, pos: int, out: list[Piece]) -> int:
@@ -247,7 +246,7 @@ class PythonicToolParser(StreamingToolParser):
         calls = parse_calls(body)
         if calls is None:
             self._fail(body)
-            self._goto(self._in_text, self._end_text)
+            self._goto(self._in_rest, self._end_rest)
         else:
             self._emit(calls, out)
             self._goto(self._after_calls, self._end_after)
@@ -265,7 +264,7 @@ class PythonicToolParser(StreamingToolParser):
         found, end = self._end_tag.push(text, pos)
         if found is None:
             return end
-        self._goto(self._in_text, self._end_text)
+        self._goto(self._in_rest, self._end_rest)
         if found is False:
             self._plain(self._end_tag.reset())
             return pos
@@ -273,13 +272,6 @@ class PythonicToolParser(StreamingToolParser):
 
     def _end_after(self, out: list[Piece]) -> None:
         self._plain(self._end_tag.reset())
-
-    def _in_text(self, text: str, pos: int, out: list[Piece]) -> int:
-        self._plain(text[pos:])
-        return len(text)
-
-    def _end_text(self, out: list[Piece]) -> None:
-        pass
 
     def _end_markup(self, out: list[Piece]) -> None:
         self._raw.append(self._start_tag.reset())

@@ -8,9 +8,9 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 
-from vresponses.parsers.base import Piece, ToolSpec, tool_parser
+from vresponses.parsers.base import ToolSpec, tool_parser
 from vresponses.parsers.calls import MISSING, Call, StreamingToolParser, load_json
-from vresponses.parsers.stream import Chunks, Seeker
+from vresponses.parsers.stream import Seeker
 
 BEGIN = "<tool_call>"
 END = "</tool_call>"
@@ -161,36 +161,10 @@ class Qwen3CoderToolParser(StreamingToolParser):
     def __init__(self, tools: Sequence[ToolSpec]) -> None:
         super().__init__(tools)
         self._properties = _properties(tools)
-        self._begin = Seeker(BEGIN)
-        self._close = Seeker(END)
-        self._body = Chunks()
+        self._opener = Seeker(BEGIN)
+        self._closer = Seeker(END)
         self._goto(self._in_text, self._end_text)
 
-    def _in_text(self, text: str, pos: int, out: list[Piece]) -> int:
-        before, marker, pos = self._begin.push(text, pos)
-        self._plain(before)
-        if marker is not None:
-            self._raw.append(marker)
-            self._goto(self._in_call, self._end_call)
-        return pos
-
-    def _end_text(self, out: list[Piece]) -> None:
-        self._plain(self._begin.take_held())
-
-    def _in_call(self, text: str, pos: int, out: list[Piece]) -> int:
-        before, marker, pos = self._close.push(text, pos)
-        self._body.add(before)
-        if marker is not None:
-            body = self._body.take()
-            self._raw.append(body)
-            call = parse_function(body, self._properties)
-            if call is not None:
-                self._emit([call], out)
-            else:
-                self._fail(marker)
-            self._goto(self._in_text, self._end_text)
-        return pos
-
-    def _end_call(self, out: list[Piece]) -> None:
-        self._raw.append(self._body.take())
-        self._fail(self._close.take_held())
+    def _parse_body(self, body: str) -> list[Call] | None:
+        call = parse_function(body, self._properties)
+        return None if call is None else [call]

@@ -35,6 +35,10 @@ class Seeker:
         held, self._held = self._held, ""
         return held
 
+    def reset(self) -> None:
+        """Start over for a new search."""
+        self._held = ""
+
     def push(self, text: str, pos: int) -> tuple[str, str | None, int]:
         """Scan text[pos:]; return (certain text before the marker, the marker or None, position after it)."""
         prefix = ""
@@ -81,6 +85,16 @@ class Seeker:
                     break
                 j = text.find(marker[0], j + 1)
         return best
+
+
+class Finder(Protocol):
+    """Finds a marker across deltas: a Seeker, or a MarkerOutsideStrings where JSON strings may quote it."""
+
+    def push(self, text: str, pos: int) -> tuple[str, str | None, int]: ...
+
+    def take_held(self) -> str: ...
+
+    def reset(self) -> None: ...
 
 
 class Chunks:
