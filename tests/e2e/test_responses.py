@@ -129,6 +129,17 @@ def test_disconnect_aborts_engine_request(server: Server) -> None:
     assert server.unfinished() == 0
 
 
+def test_non_streaming_disconnect_aborts_too(server: Server) -> None:
+    body = {"model": MODEL, "input": "Write a very long story.", "max_output_tokens": 2000}
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(server.url + "/v1/responses", json=body, headers=headers, timeout=httpx.Timeout(60, read=2))
+    deadline = time.monotonic() + 10
+    while server.unfinished() > 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert server.unfinished() == 0
+
+
 def test_models_and_health(server: Server) -> None:
     headers = {"Authorization": f"Bearer {KEY}"}
     models = httpx.get(server.url + "/v1/models", headers=headers).json()
