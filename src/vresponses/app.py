@@ -26,23 +26,10 @@ log = logging.getLogger(__name__)
 
 def start_engine(settings: Settings) -> Engine:
     """Start the in-process vLLM engine for the configured model."""
-    from vresponses.engines.vllm_local import VllmEngine, VllmOptions
+    from vresponses.engines.vllm_local import VllmEngine
 
-    assert settings.model, "the CLI resolves the model before starting the engine"
-    options = VllmOptions(
-        model=settings.model,
-        served_model_name=settings.served_model_name,
-        dtype=settings.dtype,
-        max_model_len=settings.max_model_len,
-        tensor_parallel_size=settings.tensor_parallel_size,
-        gpu_memory_utilization=settings.gpu_memory_utilization,
-        enforce_eager=settings.enforce_eager,
-        max_num_seqs=settings.max_num_seqs,
-        seed=settings.seed,
-        trust_remote_code=settings.trust_remote_code,
-        extra=settings.engine_extra,
-    )
-    return VllmEngine.start(options)
+    assert settings.engine.model, "the CLI resolves the model before starting the engine"
+    return VllmEngine.start(settings.engine)
 
 
 def create_app(

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from vresponses.engines.vllm_local import VllmOptions
 from vresponses.settings import Settings, default_home
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="The Responses API on a vLLM engine.")
@@ -112,9 +113,21 @@ def serve(
         name = name or DEFAULT_MODEL_NAME
     if dtype == "auto" and not _cuda():
         dtype = "float32"  # bf16 on AVX2-only CPUs is slow and once produced garbage
-    settings = Settings(
+    engine = VllmOptions(
         model=model,
         served_model_name=name,
+        dtype=dtype,
+        max_model_len=max_model_len,
+        tensor_parallel_size=tensor_parallel_size,
+        gpu_memory_utilization=gpu_memory_utilization,
+        enforce_eager=enforce_eager,
+        max_num_seqs=max_num_seqs,
+        seed=seed,
+        trust_remote_code=trust_remote_code,
+        extra=_parse_extra(engine_arg or []),
+    )
+    settings = Settings(
+        engine=engine,
         host=host,
         port=port,
         api_keys=tuple(api_key or ()),
@@ -126,15 +139,6 @@ def serve(
         max_background_jobs=max_background_jobs,
         retention_max_age_seconds=retention_max_age_days * 86400 or None,
         retention_max_rows=retention_max_rows or None,
-        dtype=dtype,
-        max_model_len=max_model_len,
-        tensor_parallel_size=tensor_parallel_size,
-        gpu_memory_utilization=gpu_memory_utilization,
-        enforce_eager=enforce_eager,
-        max_num_seqs=max_num_seqs,
-        seed=seed,
-        trust_remote_code=trust_remote_code,
-        engine_extra=_parse_extra(engine_arg or []),
     )
     run(settings, log_level)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from vresponses.engines.vllm_local import VllmOptions
 
 
 def default_home() -> Path:
@@ -17,8 +18,8 @@ def default_home() -> Path:
 class Settings:
     """Everything the server is configured with."""
 
-    model: str | None = None
-    served_model_name: str | None = None
+    # The engine and its options, named as vLLM names them (vllm itself is imported only when it starts).
+    engine: VllmOptions = field(default_factory=lambda: VllmOptions(model=""))
     host: str = "127.0.0.1"
     port: int = 8000
     api_keys: tuple[str, ...] = ()
@@ -30,16 +31,6 @@ class Settings:
     max_background_jobs: int = 16
     retention_max_age_seconds: float | None = 30 * 24 * 3600
     retention_max_rows: int | None = 1_000_000
-    # vLLM engine options, named as vLLM names them.
-    dtype: str = "auto"
-    max_model_len: int | None = None
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float | None = None
-    enforce_eager: bool = False
-    max_num_seqs: int | None = None
-    seed: int | None = None
-    trust_remote_code: bool = False
-    engine_extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def store(self) -> str:

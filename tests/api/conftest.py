@@ -23,7 +23,7 @@ def fake() -> FakeEngine:
 
 @pytest.fixture
 def client(fake: FakeEngine) -> Iterator[TestClient]:
-    settings = Settings(model="fake-model", api_keys=(KEY, "other-key"), max_body_bytes=64 * 1024)
+    settings = Settings(api_keys=(KEY, "other-key"), max_body_bytes=64 * 1024)
     app = create_app(
         settings,
         engine_factory=lambda _: fake,

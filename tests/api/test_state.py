@@ -157,7 +157,7 @@ def test_retention_limits_hold(fake: FakeEngine) -> None:
 
     store = MemoryStore()
     config = JobsConfig(tick_seconds=0.02, prune_every_seconds=0, max_rows=2, max_age_seconds=3600)
-    app = create_app(Settings(model=M), engine_factory=lambda _: fake, store=store, jobs_config=config)
+    app = create_app(Settings(), engine_factory=lambda _: fake, store=store, jobs_config=config)
     with TestClient(app) as c:
         ids = [c.post("/v1/responses", json={"model": M, "input": f"n{i}"}).json()["id"] for i in range(5)]
         deadline = time.monotonic() + 5
