@@ -112,6 +112,13 @@ def test_engine_failure_mid_stream_is_an_error_event(client: TestClient, fake: F
     assert chunks[-1]["error"]["type"] == "service_unavailable"
 
 
+def test_engine_rejection_before_first_token_is_a_plain_error(client: TestClient, fake: FakeEngine) -> None:
+    fake.enqueue("a", fail_after=0)
+    r = client.post("/v1/responses", json={"model": "fake-model", "input": "hi", "stream": True})
+    assert r.status_code == 503 and r.headers["content-type"] == "application/json"
+    assert r.json()["error"]["type"] == "service_unavailable"
+
+
 def test_engine_dead_health_503(client: TestClient, fake: FakeEngine) -> None:
     assert client.get("/health").status_code == 200
     fake.alive = False

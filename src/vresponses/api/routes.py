@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -19,6 +21,7 @@ from vresponses.api.errors import from_validation
 from vresponses.api.metrics import observe
 from vresponses.api.schema import CreateResponse, to_request
 from vresponses.errors import BodyTooLarge, InvalidRequest, NotFound, Unavailable
+from vresponses.pipeline.events import Event
 from vresponses.pipeline.items import (
     FunctionCall,
     FunctionCallOutput,
@@ -126,12 +129,22 @@ async def create_response(request: Request) -> Response:
     if req.background:
         await st.jobs.submit(prepared)
         return _json(gradient.response_wire(prepared.response))
-    events = st.responder.run(prepared)
     if req.stream:
         writer = gradient.ChunkWriter(prepared.response, req.include_usage, req.top_logprobs is not None)
-        return EventSourceResponse(gradient.sse(writer, events), ping=15, sep="\n")
+        # The engine validates some inputs (e.g. grammar features) only when the request is added: wait for the
+        # first event so such a rejection is still a plain 4xx, before any stream starts.
+        events = st.responder.run(prepared)
+        first = await anext(events)
+        return EventSourceResponse(gradient.sse(writer, _resume(first, events)), ping=15, sep="\n")
     result = await _until_done_or_gone(request, st.responder, prepared)
     return _json(gradient.response_wire(result))
+
+
+async def _resume(first: Event, rest: AsyncGenerator[Event, None]) -> AsyncGenerator[Event, None]:
+    yield first
+    async with aclosing(rest):
+        async for event in rest:
+            yield event
 
 
 async def _until_done_or_gone(request: Request, responder: Responder, prepared: Any) -> ResponseObject:
