@@ -61,13 +61,6 @@ class BodyTooLarge(APIError):
     code = "request_too_large"
 
 
-class Conflict(APIError):
-    """The request conflicts with the current state (e.g. cancelling a finished response)."""
-
-    status = 409
-    type = "invalid_request_error"
-
-
 class TooManyRequests(APIError):
     """A bound on concurrent work was reached."""
 

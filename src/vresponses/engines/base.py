@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -38,10 +38,9 @@ class TokenLogprob:
 
 @dataclass(frozen=True, slots=True)
 class Constraint:
-    """A structured-output constraint: exactly one of json (a JSON Schema) or grammar (EBNF) or structural_tag."""
+    """A structured-output constraint: exactly one of json (a JSON Schema) or structural_tag (xgrammar's format)."""
 
     json: dict[str, object] | None = None
-    grammar: str | None = None
     structural_tag: str | None = None
 
 
@@ -78,7 +77,6 @@ class ModelInfo:
     name: str
     max_model_len: int
     created: int = 0
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 class Tokenizer(Protocol):

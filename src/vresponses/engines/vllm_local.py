@@ -171,8 +171,6 @@ class VllmEngine:
 def _structured(factory: Any, constraint: Constraint) -> Any:
     if constraint.json is not None:
         return factory(json=json.dumps(constraint.json))
-    if constraint.grammar is not None:
-        return factory(grammar=constraint.grammar)
     return factory(structural_tag=constraint.structural_tag)
 
 

@@ -123,13 +123,17 @@ def _events(
     plan: Plan, pieces: list[Text | Reasoning | ToolCallChunk], calls: _Calls, pending: list[TokenLogprob]
 ) -> list[Event]:
     events: list[Event] = []
+    text_emitted = markup_seen = False
     for piece in pieces:
         if isinstance(piece, Text):
             # A forced turn is constrained to calls: text here is the remains of a call cut short.
             if piece.text and plan.forced is None:
                 events.append(TextDelta(piece.text, tuple(pending)))
                 pending.clear()
-        elif isinstance(piece, Reasoning):
+                text_emitted = True
+            continue
+        markup_seen = True
+        if isinstance(piece, Reasoning):
             if piece.text:
                 events.append(ReasoningDelta(piece.text))
         else:
@@ -142,7 +146,7 @@ def _events(
             if plan.forced is None:
                 name = piece.name if first else None
                 events.append(ToolCallDelta(piece.index, calls.ids[piece.index], name, piece.arguments))
-    if not any(isinstance(e, TextDelta) for e in events) and any(not isinstance(p, Text) for p in pieces):
+    if markup_seen and not text_emitted:
         # These tokens were markup or reasoning, not content: their logprobs belong to no content delta.
         pending.clear()
     return events

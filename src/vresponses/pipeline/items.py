@@ -55,13 +55,13 @@ class OutputText(msgspec.Struct, frozen=True, tag="text"):
 
 
 Item = Message | FunctionCall | FunctionCallOutput | Reasoning | OutputText
-ITEMS = msgspec.json.Encoder()
+_ENCODE = msgspec.json.Encoder()
 _DECODE = msgspec.json.Decoder(list[Item])
 
 
 def encode_items(items: list[Item] | tuple[Item, ...]) -> bytes:
     """Serialize items for the store."""
-    return ITEMS.encode(items)
+    return _ENCODE.encode(items)
 
 
 def decode_items(data: bytes) -> list[Item]:
