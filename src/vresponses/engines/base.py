@@ -59,6 +59,19 @@ class SamplingOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a request may reuse cached work: its tenant's prefix-cache salt and the replica its conversation used."""
+
+    # Prefix-cache blocks are shared only between requests with the same salt (vLLM's `cache_salt`).
+    cache_salt: str | None = None
+    # The replica that served the conversation's previous turn, for engines that route between replicas.
+    affinity: str | None = None
+
+
+NO_PLACEMENT = Placement()
+
+
+@dataclass(frozen=True, slots=True)
 class EngineDelta:
     """What one engine step produced for one request."""
 
@@ -68,6 +81,8 @@ class EngineDelta:
     finish_reason: str | None = None  # "stop" | "length" | "abort" on the last delta
     prompt_tokens: int = 0
     cached_tokens: int = 0
+    # Which replica produced this (engines with several); stored with the response for affinity routing.
+    replica: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +111,11 @@ class Engine(Protocol):
     tokenizer: Tokenizer
 
     def generate(
-        self, request_id: str, prompt_token_ids: list[int], options: SamplingOptions
+        self,
+        request_id: str,
+        prompt_token_ids: list[int],
+        options: SamplingOptions,
+        placement: Placement = NO_PLACEMENT,
     ) -> AsyncIterator[EngineDelta]:
         """Stream deltas until the request finishes; raise EngineError if the engine fails."""
         ...

@@ -7,7 +7,15 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from vresponses.engines.base import EngineDelta, EngineError, ModelInfo, SamplingOptions, TokenLogprob
+from vresponses.engines.base import (
+    NO_PLACEMENT,
+    EngineDelta,
+    EngineError,
+    ModelInfo,
+    Placement,
+    SamplingOptions,
+    TokenLogprob,
+)
 
 
 class FakeTokenizer:
@@ -44,6 +52,7 @@ class FakeEngine:
     tokenizer: FakeTokenizer = field(default_factory=FakeTokenizer)
     scripts: deque[Script] = field(default_factory=deque)
     requests: list[tuple[str, list[int], SamplingOptions]] = field(default_factory=list)
+    placements: list[Placement] = field(default_factory=list)
     aborted: list[str] = field(default_factory=list)
     alive: bool = True
     _running: set[str] = field(default_factory=set)
@@ -55,12 +64,17 @@ class FakeEngine:
         return script
 
     async def generate(
-        self, request_id: str, prompt_token_ids: list[int], options: SamplingOptions
+        self,
+        request_id: str,
+        prompt_token_ids: list[int],
+        options: SamplingOptions,
+        placement: Placement = NO_PLACEMENT,
     ) -> AsyncIterator[EngineDelta]:
         """Yield the next script's pieces, honouring max_tokens (one token per piece)."""
         if not self.alive:
             raise EngineError("fake engine is dead")
         self.requests.append((request_id, list(prompt_token_ids), options))
+        self.placements.append(placement)
         script = self.scripts.popleft() if self.scripts else Script(pieces=("ok",))
         self._running.add(request_id)
         try:

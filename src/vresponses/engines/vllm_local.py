@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from vresponses.engines.base import (
+    NO_PLACEMENT,
     Constraint,
     EngineBusy,
     EngineDelta,
     EngineError,
     EngineRejected,
     ModelInfo,
+    Placement,
     SamplingOptions,
     Tokenizer,
     TokenLogprob,
@@ -109,13 +111,19 @@ class VllmEngine:
         )
 
     async def generate(
-        self, request_id: str, prompt_token_ids: list[int], options: SamplingOptions
+        self,
+        request_id: str,
+        prompt_token_ids: list[int],
+        options: SamplingOptions,
+        placement: Placement = NO_PLACEMENT,
     ) -> AsyncIterator[EngineDelta]:
         """Stream deltas; vLLM aborts the request itself when this generator is closed early."""
         from vllm.exceptions import GracefulHTTPError, VLLMClientError
 
         params = self._params(options)
         prompt = self._tokens_prompt(prompt_token_ids=prompt_token_ids)
+        if placement.cache_salt:
+            prompt["cache_salt"] = placement.cache_salt
         want_logprobs = options.logprobs is not None
         try:
             async for out in self._llm.generate(prompt, params, request_id):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from vresponses.engines.base import Engine, SamplingOptions, TokenLogprob
+from vresponses.engines.base import NO_PLACEMENT, Engine, Placement, SamplingOptions, TokenLogprob
 from vresponses.parsers.base import Reasoning, ReasoningParser, Text, ToolCallChunk, ToolParser, ToolSpec
 from vresponses.pipeline.events import Event, Finished, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from vresponses.pipeline.tools import arguments_valid
@@ -34,6 +34,7 @@ class Plan:
     reasoning_parser: ReasoningParser | None = None
     # Set when tool_choice forces a call: calls are checked against these tools before they are emitted.
     forced: Mapping[str, ToolSpec] | None = None
+    placement: Placement = NO_PLACEMENT
 
 
 @dataclass
@@ -59,7 +60,7 @@ async def generate(engine: Engine, plan: Plan) -> AsyncGenerator[Event, None]:
     in_reasoning = plan.reasoning_parser is not None and plan.reasoning_parser.prompt_opens_reasoning
     done = repeated = False
     try:
-        async for delta in engine.generate(plan.request_id, plan.prompt_token_ids, plan.options):
+        async for delta in engine.generate(plan.request_id, plan.prompt_token_ids, plan.options, plan.placement):
             ntok = len(delta.token_ids)
             output_tokens += ntok
             cached = delta.cached_tokens or cached
