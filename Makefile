@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Extra `vresponses serve` options: make run ARGS="--tool-call-parser llama3_json --store postgresql://..."
+ARGS ?=
 API_KEY ?= $(shell $(PYTHON) -c 'import secrets; print("vr-dev-" + secrets.token_urlsafe(18))')
 
 .PHONY: run test lint bench bench-parsers bench-store prepare clean
@@ -27,7 +29,7 @@ prepare: $(VENV)/.engine
 	$(BIN)/vresponses models prepare
 
 run: $(VENV)/.engine
-	$(BIN)/vresponses serve --host $(HOST) --port $(PORT) --api-key $(API_KEY)
+	$(BIN)/vresponses serve --host $(HOST) --port $(PORT) --api-key $(API_KEY) $(ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench

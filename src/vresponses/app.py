@@ -12,7 +12,8 @@ from starlette.exceptions import HTTPException
 
 from vresponses.api import errors
 from vresponses.api.auth import Keys
-from vresponses.api.routes import State, routes
+from vresponses.api.routes import routes
+from vresponses.api.state import State
 from vresponses.engines.base import Engine, EngineError
 from vresponses.errors import APIError
 from vresponses.pipeline.jobs import Jobs, JobsConfig
@@ -70,7 +71,7 @@ def create_app(
     # Known errors are answered by the exception middleware; Exception (a bug) also reaches the server's log.
     handled = (APIError, HTTPException, ValidationError, EngineError, StoreError, Exception)
     return Starlette(
-        routes=routes,
+        routes=routes(settings.dialect),
         lifespan=lifespan,
         exception_handlers={kind: errors.handler for kind in handled},
     )

@@ -76,6 +76,36 @@ def _parse_extra(pairs: list[str]) -> dict[str, object]:
     return extra
 
 
+def _kv_cache_bytes(
+    given: str | None,
+    cuda: bool,
+    model: str,
+    dtype: str,
+    max_model_len: int | None,
+    max_num_seqs: int | None,
+    gpu_memory_utilization: float | None,
+    extra: dict[str, object],
+) -> int | None:
+    """The KV-cache size to pass to vLLM: the user's, else on CPU one that fits this machine, else vLLM's own."""
+    from vresponses.engines.memory import NotEnoughMemory, parse_size, plan_for_model
+
+    if given is not None:
+        try:
+            return parse_size(given)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--kv-cache-memory") from None
+    user_sized = gpu_memory_utilization is not None or "kv_cache_memory_bytes" in extra
+    if cuda or user_sized or os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+        return None  # vLLM's defaults on GPU; the user's own choice anywhere
+    try:
+        plan = plan_for_model(model, dtype, max_model_len, max_num_seqs)
+    except NotEnoughMemory as exc:
+        console.print(f"[red]not enough memory:[/red] {exc}")
+        raise typer.Exit(2) from None
+    logging.getLogger("vresponses").info("%s", plan.describe())
+    return plan.bytes
+
+
 @app.command()
 def serve(
     model: Annotated[str | None, typer.Option(help="A local Hugging Face folder or a hub id.")] = None,
@@ -85,12 +115,21 @@ def serve(
     api_key: Annotated[list[str] | None, typer.Option(help="Accepted bearer key; repeat for several.")] = None,
     home: Annotated[Path, typer.Option(help="Data directory (models, database).")] = HOME,
     store: Annotated[str | None, typer.Option(help="sqlite:///path or postgresql://...")] = None,
+    dialect: Annotated[
+        str, typer.Option(help="The dialect under /v1: gradient or openai (both are always under /<name>/v1).")
+    ] = "gradient",
     tool_call_parser: Annotated[str, typer.Option(help="hermes, llama3_json, mistral, ...")] = "hermes",
     reasoning_parser: Annotated[str | None, typer.Option(help="deepseek_r1 or qwen3")] = None,
     dtype: Annotated[str, typer.Option(help="auto (float32 on CPU), float32, bfloat16, ...")] = "auto",
     max_model_len: Annotated[int | None, typer.Option()] = None,
     tensor_parallel_size: Annotated[int, typer.Option()] = 1,
-    gpu_memory_utilization: Annotated[float | None, typer.Option()] = None,
+    gpu_memory_utilization: Annotated[
+        float | None, typer.Option(help="GPU: vLLM's share of GPU memory. CPU: pass it to use vLLM's own sizing.")
+    ] = None,
+    kv_cache_memory: Annotated[
+        str | None,
+        typer.Option(help="KV-cache size, e.g. 2GiB. Default on CPU: 25% of available memory, at most 8 GiB."),
+    ] = None,
     enforce_eager: Annotated[bool, typer.Option(help="Skip graph compilation: faster start.")] = False,
     max_num_seqs: Annotated[int | None, typer.Option()] = None,
     seed: Annotated[int | None, typer.Option()] = None,
@@ -105,14 +144,21 @@ def serve(
     """Serve POST /v1/responses on a vLLM engine (the embedded default model when --model is not given)."""
     _engine_environment()
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if dialect not in ("gradient", "openai"):
+        raise typer.BadParameter("use gradient or openai", param_hint="--dialect")
     name = served_model_name
     if model is None:
         from vresponses.models.prepare import DEFAULT_MODEL_NAME
 
         model = str(_prepare(home))
         name = name or DEFAULT_MODEL_NAME
-    if dtype == "auto" and not _cuda():
+    cuda = _cuda()
+    if dtype == "auto" and not cuda:
         dtype = "float32"  # bf16 on AVX2-only CPUs is slow and once produced garbage
+    extra = _parse_extra(engine_arg or [])
+    kv_bytes = _kv_cache_bytes(
+        kv_cache_memory, cuda, model, dtype, max_model_len, max_num_seqs, gpu_memory_utilization, extra
+    )
     engine = VllmOptions(
         model=model,
         served_model_name=name,
@@ -120,11 +166,12 @@ def serve(
         max_model_len=max_model_len,
         tensor_parallel_size=tensor_parallel_size,
         gpu_memory_utilization=gpu_memory_utilization,
+        kv_cache_memory_bytes=kv_bytes,
         enforce_eager=enforce_eager,
         max_num_seqs=max_num_seqs,
         seed=seed,
         trust_remote_code=trust_remote_code,
-        extra=_parse_extra(engine_arg or []),
+        extra=extra,
     )
     settings = Settings(
         engine=engine,
@@ -133,6 +180,7 @@ def serve(
         api_keys=tuple(api_key or ()),
         home=home,
         store_url=store,
+        dialect=dialect,
         tool_call_parser=tool_call_parser,
         reasoning_parser=reasoning_parser,
         max_body_bytes=int(max_body_mb * 1024 * 1024),

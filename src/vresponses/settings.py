@@ -25,6 +25,8 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     home: Path = field(default_factory=default_home)
     store_url: str | None = None
+    # The dialect served under /v1 (each is also under /gradient/v1 and /openai/v1).
+    dialect: str = "gradient"
     tool_call_parser: str = "hermes"
     reasoning_parser: str | None = None
     max_body_bytes: int = 8 * 1024 * 1024

@@ -21,7 +21,7 @@ BAD = [
     ({**M}, "input"),
     ({**M, "input": []}, "input"),
     ({**M, "input": [{"role": "tool", "content": "x"}]}, "input[0]"),
-    ({**M, "input": [{"type": "function_call", "call_id": "c"}]}, "input[0]"),
+    ({**M, "input": [{"type": "function_call", "call_id": "c"}]}, "input[0].arguments"),
     ({**M, "input": [{"type": "function_call_output", "call_id": "nope", "output": "1"}]}, "input"),
     ({**M, "input": "hi", "tools": [{"type": "function", "name": "bad name!"}]}, "tools[0].name"),
     (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
 from vresponses.errors import Unauthorized
 
@@ -21,7 +21,7 @@ class Keys:
         """Whether requests must carry a key."""
         return bool(self._keys)
 
-    def check(self, request: Request) -> str | None:
+    def check(self, request: HTTPConnection) -> str | None:
         """Return the request's key (None when the server is open); raise Unauthorized otherwise."""
         if not self._keys:
             return None

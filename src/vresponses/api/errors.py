@@ -52,7 +52,9 @@ def translate(exc: BaseException) -> APIError:
     return InternalError("The server failed to handle this request.")
 
 
-_BRANCHES = {"str", "int", "float", "bool", "message", "typed", "[key]"}
+# Union branch labels pydantic puts in error locations: not fields, so never part of a param.
+_BRANCHES = {"str", "int", "float", "bool", "[key]", "message", "function_call", "function_call_output", "reasoning",
+             "item_reference", "compaction", "web_search_call", "unknown"}  # fmt: skip
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

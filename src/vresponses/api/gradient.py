@@ -1,46 +1,38 @@
-"""The Gradient dialect: events -> `response.chunk` SSE lines, and a ResponseObject -> the hybrid response."""
+"""The Gradient dialect: events -> `response.chunk` SSE lines ending `data: [DONE]`; responses -> the hybrid object."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-import msgspec
-
 from vresponses.api import errors
+from vresponses.api.wire import encode, logprob_entries, tool_wire, usage_wire
 from vresponses.engines.base import TokenLogprob
-from vresponses.errors import APIError
-from vresponses.pipeline.events import Event, Finished, ReasoningDelta, TextDelta, ToolCallDelta, Usage
-from vresponses.pipeline.items import FunctionCall, OutputText, Reasoning
+from vresponses.pipeline.events import (
+    ArgumentsDelta,
+    Event,
+    Failed,
+    Finished,
+    ItemStarted,
+    ReasoningDelta,
+    Started,
+    TextDelta,
+    Usage,
+)
+from vresponses.pipeline.items import (
+    Compaction,
+    FunctionCall,
+    FunctionCallOutput,
+    Item,
+    Message,
+    OutputText,
+    Reasoning,
+    WebSearchCall,
+)
 from vresponses.pipeline.response import ResponseObject
+from vresponses.pipeline.sealed import seal
 
-_json = msgspec.json.Encoder()
 DONE = b"data: [DONE]\n\n"
-
-
-def logprob_entries(logprobs: Iterable[TokenLogprob]) -> list[dict[str, Any]]:
-    """Token logprobs in the wire shape."""
-    return [
-        {
-            "token": lp.token,
-            "bytes": list(lp.token.encode()),
-            "logprob": lp.logprob,
-            "top_logprobs": [{"token": t.token, "bytes": list(t.token.encode()), "logprob": t.logprob} for t in lp.top],
-        }
-        for lp in logprobs
-    ]
-
-
-def usage_wire(usage: Usage | None) -> dict[str, Any]:
-    """Responses-style usage of a finished response."""
-    u = usage or Usage(0, 0, 0)
-    return {
-        "input_tokens": u.input_tokens,
-        "input_tokens_details": {"cached_tokens": u.cached_tokens},
-        "output_tokens": u.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens, "tool_output_tokens": 0},
-        "total_tokens": u.total_tokens,
-    }
 
 
 def chunk_usage_wire(u: Usage) -> dict[str, Any]:
@@ -57,6 +49,61 @@ def chunk_usage_wire(u: Usage) -> dict[str, Any]:
     }
 
 
+def _finish(reason: str | None) -> str:
+    # The wire knows stop | length | tool_calls | content_filter; an aborted run stopped, by request.
+    return reason if reason in ("stop", "length", "tool_calls", "content_filter") else "stop"
+
+
+def _tool_choice(r: ResponseObject) -> str:
+    choice = r.tool_choice
+    if isinstance(choice, str):
+        return choice  # rows from before tool choices were stored whole
+    return choice.wire() if r.tools else choice.mode
+
+
+def _output_item(item: Item) -> dict[str, Any] | None:
+    if isinstance(item, Message):
+        return {"type": "text", "text": item.content}
+    if isinstance(item, OutputText):
+        return {"type": "text", "text": item.text}
+    if isinstance(item, Reasoning):
+        return {
+            "type": "reasoning",
+            "id": item.id,
+            "content": [{"type": "reasoning_text", "text": item.text}],
+            "summary": [{"type": "summary_text", "text": s} for s in item.summary],
+            "status": item.status or "completed",
+        }
+    if isinstance(item, FunctionCall):
+        # This dialect's calls are chat-style: the call's id is its call_id, as in choices[0].message.tool_calls.
+        return {
+            "type": "function_call",
+            "id": item.call_id,
+            "call_id": item.call_id,
+            "name": item.name,
+            "arguments": item.arguments,
+            "status": item.status or "completed",
+        }
+    if isinstance(item, Compaction):
+        return {"type": "compaction", "id": item.id, "encrypted_content": seal(item.summary)}
+    if isinstance(item, WebSearchCall):
+        sources = [{"type": "url", "url": s.url, "title": s.title} for s in item.sources]
+        return {
+            "type": "web_search_call",
+            "id": item.id,
+            "status": item.status,
+            "action": {"type": "search", "query": item.query, "sources": sources},
+        }
+    return None
+
+
+def _logprobs(r: ResponseObject) -> list[TokenLogprob] | None:
+    if r.logprobs is not None:
+        return r.logprobs  # rows from before messages carried their own
+    found = [i.logprobs for i in r.output if isinstance(i, Message) and i.logprobs is not None]
+    return [lp for lps in found for lp in lps] if found or r.top_logprobs is not None else None
+
+
 def response_wire(r: ResponseObject) -> dict[str, Any]:
     """The hybrid object: `choices[0].message` and `output[]` from the same items, plus echoed settings."""
     text = r.text
@@ -71,36 +118,14 @@ def response_wire(r: ResponseObject) -> dict[str, Any]:
         message["reasoning_content"] = reasoning
     choices = []
     if r.finish_reason is not None:
-        logprobs = {"content": logprob_entries(r.logprobs)} if r.logprobs is not None else None
+        lps = _logprobs(r)
+        logprobs = {"content": logprob_entries(lps)} if lps is not None else None
         choices.append(
             {"index": 0, "finish_reason": _finish(r.finish_reason), "message": message, "logprobs": logprobs}
         )
-    output: list[dict[str, Any]] = []
-    for item in r.output:
-        if isinstance(item, Reasoning):
-            output.append(
-                {
-                    "type": "reasoning",
-                    "id": item.id,
-                    "content": [{"type": "reasoning_text", "text": item.text}],
-                    "summary": [],
-                    "status": "completed",
-                }
-            )
-        elif isinstance(item, OutputText):
-            if item.text or not calls:
-                output.append({"type": "text", "text": item.text})
-        elif isinstance(item, FunctionCall):
-            output.append(
-                {
-                    "type": "function_call",
-                    "id": item.call_id,
-                    "call_id": item.call_id,
-                    "name": item.name,
-                    "arguments": item.arguments,
-                    "status": item.status or "completed",
-                }
-            )
+    output = [wire for item in r.output if (wire := _output_item(item)) is not None]
+    if calls and not text:
+        output = [o for o in output if o["type"] != "text"]
     body: dict[str, Any] = {
         "id": r.id,
         "object": "response",
@@ -116,109 +141,139 @@ def response_wire(r: ResponseObject) -> dict[str, Any]:
         "output_messages": None,
         "prompt": None,
         "max_output_tokens": r.max_output_tokens,
-        "max_tool_calls": None,
+        "max_tool_calls": r.max_tool_calls,
         "metadata": r.metadata,
         "parallel_tool_calls": r.parallel_tool_calls,
         "previous_response_id": r.previous_response_id,
         "reasoning": reasoning or None,
-        "service_tier": "default",
+        "service_tier": r.service_tier or "default",
         "store": r.store,
         "temperature": r.temperature,
         "text": text if r.finish_reason is not None else None,
-        "tool_choice": r.tool_choice,
-        "tools": [_tool(t.name, t.description, t.parameters) for t in r.tools],
+        "tool_choice": _tool_choice(r),
+        "tools": [tool_wire(t) for t in r.tools] + [{"type": t} for t in r.builtin_tools],
         "top_logprobs": r.top_logprobs,
         "top_p": r.top_p,
-        "truncation": "disabled",
+        "truncation": r.truncation,
         "user": r.user,
         "completed_at": r.completed_at,
     }
     if r.error:
-        body["error"] = {"message": f"generation failed: {r.error}", "type": "server_error", "code": None}
+        body["error"] = {"message": r.error, "type": "server_error", "code": r.error_code}
     return body
 
 
-def _tool(name: str, description: str | None, parameters: Any) -> dict[str, Any]:
-    return {"type": "function", "name": name, "description": description, "parameters": dict(parameters)}
-
-
-def _finish(reason: str) -> str:
-    # The wire knows stop | length | tool_calls | content_filter; an aborted run stopped, by request.
-    return reason if reason in ("stop", "length", "tool_calls", "content_filter") else "stop"
-
-
-def encode(obj: Any) -> bytes:
-    """JSON bytes."""
-    return _json.encode(obj)
-
-
-def error_event(exc: APIError) -> bytes:
-    """An error after the stream started, as the client expects it: a data line holding `error`."""
-    return b"data: " + errors.body(exc) + b"\n\n"
+def input_item_wire(item: Item, item_id: str) -> dict[str, Any]:
+    """An input item as /input_items lists it in this dialect."""
+    if isinstance(item, Message):
+        out: dict[str, Any] = {
+            "type": "message",
+            "id": item_id,
+            "role": item.role,
+            "content": [{"type": "input_text", "text": item.content}],
+        }
+        if item.tool_calls:
+            out["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in item.tool_calls
+            ]
+        if item.tool_call_id:
+            out["tool_call_id"] = item.tool_call_id
+        return out
+    if isinstance(item, FunctionCallOutput):
+        return {"type": "function_call_output", "id": item_id, "call_id": item.call_id, "output": item.output}
+    wire = _output_item(item)
+    assert wire is not None
+    return {**wire, "id": item_id}
 
 
 class ChunkWriter:
     """Serializes one response's events to SSE lines; the per-chunk envelope is encoded once per request."""
 
     def __init__(self, response: ResponseObject, include_usage: bool, logprobs: bool) -> None:
-        head = _json.encode(
-            {
-                "id": response.id,
-                "object": "response.chunk",
-                "created": response.created,
-                "model": response.model,
-            }
+        head = encode(
+            {"id": response.id, "object": "response.chunk", "created": response.created, "model": response.model}
         )
         self._head = b"data: " + head[:-1] + b',"choices":[{"index":0,"delta":'
         self._tail = b',"finish_reason":null,"logprobs":null}],"usage":null}\n\n'
         self._head_bare = b"data: " + head[:-1]
         self.include_usage = include_usage
         self.logprobs = logprobs
+        # Every fragment of a call repeats its index, id, type and name (typed clients require them).
+        self._calls: dict[str, bytes] = {}
 
-    def _delta(self, delta: bytes, logprobs: tuple[TokenLogprob, ...] = ()) -> bytes:
+    def _delta(self, delta: bytes, logprobs: Iterable[TokenLogprob] = ()) -> bytes:
         if self.logprobs:
-            lp = _json.encode({"content": logprob_entries(logprobs)})
+            lp = encode({"content": logprob_entries(logprobs)})
             return self._head + delta + b',"finish_reason":null,"logprobs":' + lp + b'}],"usage":null}\n\n'
         return self._head + delta + self._tail
 
-    def first(self) -> bytes:
-        """The opening chunk, carrying the role."""
-        return self._delta(b'{"role":"assistant","content":""}')
-
     def event(self, event: Event) -> bytes:
-        """The SSE lines for one event (several for the final event)."""
+        """The SSE lines for one event (several for the final one, none for item boundaries)."""
         if isinstance(event, TextDelta):
-            return self._delta(b'{"content":' + _json.encode(event.text) + b"}", event.logprobs)
+            return self._delta(b'{"content":' + encode(event.text) + b"}", event.logprobs)
         if isinstance(event, ReasoningDelta):
-            return self._delta(b'{"reasoning_content":' + _json.encode(event.text) + b"}")
-        if isinstance(event, ToolCallDelta):
-            function: dict[str, Any] = {"arguments": event.arguments}
-            call: dict[str, Any] = {"index": event.index, "function": function}
-            if event.name is not None:
-                call.update(id=event.call_id, type="function")
-                function["name"] = event.name
-            return self._delta(_json.encode({"tool_calls": [call]}))
-        return self._final(event)
+            return self._delta(b'{"reasoning_content":' + encode(event.text) + b"}")
+        if isinstance(event, ArgumentsDelta):
+            return self._delta(self._calls[event.item_id] + encode(event.text) + b"}}]}")
+        if isinstance(event, ItemStarted):
+            if event.kind != "function_call":
+                return b""
+            call = encode({"index": len(self._calls), "id": event.call_id, "type": "function"})
+            self._calls[event.item_id] = (
+                b'{"tool_calls":[' + call[:-1] + b',"function":{"name":' + encode(event.name) + b',"arguments":'
+            )
+            return self._delta(self._calls[event.item_id] + b'""}}]}')
+        if isinstance(event, Started):
+            return self._delta(b'{"role":"assistant","content":""}')
+        if isinstance(event, Finished):
+            return self._final(event.response)
+        if isinstance(event, Failed):
+            return b"data: " + errors.body(errors.translate(event.error)) + b"\n\n"
+        return b""
 
-    def _final(self, event: Finished) -> bytes:
+    def _final(self, r: ResponseObject) -> bytes:
         out = (
             self._head
             + b'{},"finish_reason":'
-            + _json.encode(_finish(event.finish_reason))
+            + encode(_finish(r.finish_reason))
             + b',"logprobs":null}],"usage":null}\n\n'
         )
-        if self.include_usage:
-            out += self._head_bare + b',"choices":[],"usage":' + _json.encode(chunk_usage_wire(event.usage)) + b"}\n\n"
-        return out
+        if self.include_usage and r.usage is not None:
+            out += self._head_bare + b',"choices":[],"usage":' + encode(chunk_usage_wire(r.usage)) + b"}\n\n"
+        return out + DONE
 
 
-async def sse(writer: ChunkWriter, events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
-    """The whole stream: role chunk, one chunk per event, the final chunk(s), then [DONE]; errors as a data line."""
-    yield writer.first()
-    try:
+class Gradient:
+    """The seed's dialect, as one object the routes select."""
+
+    name = "gradient"
+    websocket = False
+
+    def frames(self, response: ResponseObject) -> Callable[[Event], list[str]]:
+        """This dialect has no WebSocket mode."""
+        raise NotImplementedError("the Gradient dialect has no WebSocket mode")
+
+    def response(self, r: ResponseObject) -> dict[str, Any]:
+        """The response body for create, retrieve and cancel."""
+        return response_wire(r)
+
+    def input_item(self, item: Item, item_id: str) -> dict[str, Any]:
+        """One entry of /input_items."""
+        return input_item_wire(item, item_id)
+
+    async def stream(
+        self, response: ResponseObject, events: AsyncIterator[Event], include_usage: bool, skip: int = 0
+    ) -> AsyncIterator[bytes]:
+        """The whole SSE body: the role chunk, one chunk per delta, the final chunk(s) and [DONE] (or an error).
+
+        The first `skip` writes are left out (a replay that starts after them).
+        """
+        writer = ChunkWriter(response, include_usage, response.top_logprobs is not None)
+        written = 0
         async for event in events:
-            yield writer.event(event)
-    except Exception as exc:
-        yield error_event(errors.translate(exc))
-        return
-    yield DONE
+            chunk = writer.event(event)
+            if chunk:
+                written += 1
+                if written > skip:
+                    yield chunk

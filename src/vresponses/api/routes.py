@@ -1,154 +1,80 @@
-"""Thin handlers: parse and authorize at the edge, hand the pipeline typed requests, serialize its results."""
+"""Thin handlers: parse and authorize at the edge, hand the pipeline typed requests, let the dialect serialize."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from typing import Any
 
 import anyio
-import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from vresponses.api import gradient
-from vresponses.api.auth import Keys
-from vresponses.api.errors import from_validation
+from vresponses.api.body import read_json
+from vresponses.api.dialect import Dialect
+from vresponses.api.gradient import Gradient
 from vresponses.api.metrics import observe
-from vresponses.api.schema import CreateResponse, to_request
-from vresponses.errors import BodyTooLarge, InvalidRequest, NotFound, Unavailable
-from vresponses.pipeline.events import Event
-from vresponses.pipeline.items import (
-    FunctionCall,
-    FunctionCallOutput,
-    Item,
-    Message,
-    OutputText,
-    Reasoning,
-    decode_items,
-)
-from vresponses.pipeline.jobs import Jobs
+from vresponses.api.openai_dialect import OpenAI
+from vresponses.api.replay import replay
+from vresponses.api.state import State, json_response, parse_request, state
+from vresponses.api.websocket import websocket_session
+from vresponses.api.wire import usage_wire
+from vresponses.errors import InvalidRequest, NotFound, Unavailable
+from vresponses.pipeline.compact import compact
+from vresponses.pipeline.events import Event, Failed, Status
+from vresponses.pipeline.items import decode_items
 from vresponses.pipeline.response import ResponseObject, decode_response
-from vresponses.pipeline.service import Responder, tenant_of
-from vresponses.store.base import CANCELLED, UNFINISHED, StoredResponse
+from vresponses.pipeline.service import Prepared, Responder, tenant_of
+from vresponses.store.base import StoredResponse
 
-_JSON = "application/json"
-
-
-class State:
-    """What the handlers share: set up by the app's lifespan."""
-
-    def __init__(self, responder: Responder, jobs: Jobs, keys: Keys, max_body: int) -> None:
-        self.responder = responder
-        self.jobs = jobs
-        self.keys = keys
-        self.max_body = max_body
+# A client that stops reading a stream for this long is dropped (its generation is aborted and stored).
+SEND_TIMEOUT_SECONDS = 60.0
 
 
-def _state(request: Request) -> State:
-    state: State = request.app.state.vr
-    return state
+async def started(events: AsyncGenerator[Event, None]) -> AsyncIterator[Event]:
+    """The events, after checking the first: a run that failed before its first event raises its error."""
+    first = await anext(events)
+    if isinstance(first, Failed):
+        await events.aclose()
+        raise first.error
+
+    async def resumed() -> AsyncIterator[Event]:
+        yield first
+        async with aclosing(events):
+            async for event in events:
+                yield event
+
+    return resumed()
 
 
-def _json(obj: Any, status: int = 200) -> Response:
-    return Response(gradient.encode(obj), status_code=status, media_type=_JSON)
+def _create(dialect: Dialect) -> Callable[[Request], Awaitable[Response]]:
+    async def create_response(request: Request) -> Response:
+        """POST /responses."""
+        st = state(request)
+        req = await parse_request(st, request, await read_json(request, st.max_body))
+        prepared = await st.responder.prepare(req)
+        if req.background:
+            await st.jobs.submit(prepared)
+            return json_response(dialect.response(prepared.response))
+        if req.stream:
+            # The engine validates some inputs only when the request is added: wait for the first event so such
+            # a rejection is still a plain 4xx, before any stream starts.
+            events = await started(st.responder.run(prepared))
+            body = dialect.stream(prepared.response, events, req.include_usage)
+            return EventSourceResponse(body, ping=15, sep="\n", send_timeout=SEND_TIMEOUT_SECONDS)
+        result = await _until_done_or_gone(request, st.responder, prepared)
+        if result is None:
+            return Response(status_code=499)  # the client went away; there is no one to answer
+        return json_response(dialect.response(result))
+
+    return create_response
 
 
-async def _read_json(request: Request, limit: int) -> Any:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"The request body is larger than {limit} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"The request body is larger than {limit} bytes.")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        raise InvalidRequest("The request body is empty; send a JSON object.")
-    try:
-        data = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise InvalidRequest(f"The request body nests deeper than {MAX_DEPTH} levels.") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    if _depth(data) > MAX_DEPTH:
-        # Validators and schema checkers below recurse; refuse what would exhaust their stack.
-        raise InvalidRequest(f"The request body nests deeper than {MAX_DEPTH} levels.")
-    return data
-
-
-MAX_DEPTH = 64
-
-
-def _depth(value: Any) -> int:
-    """How deeply lists and objects nest in a decoded JSON value (iteratively: no recursion to exhaust)."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        deepest = max(deepest, level)
-        if deepest > MAX_DEPTH:
-            return deepest
-        stack.extend((child, level + 1) for child in children)
-    return deepest
-
-
-async def create_response(request: Request) -> Response:
-    """POST /v1/responses."""
-    st = _state(request)
-    key = st.keys.check(request)
-    data = await _read_json(request, st.max_body)
-    try:
-        body = CreateResponse.model_validate(data)
-    except ValidationError as exc:
-        raise from_validation(exc) from None
-    req = to_request(body, tenant_of(key))
-    served = st.responder.engine.info.name
-    if req.model != served:
-        raise NotFound(
-            f"The model {req.model!r} does not exist; this server serves {served!r}.",
-            param="model",
-            code="model_not_found",
-        )
-    prepared = await st.responder.prepare(req)
-    if req.background:
-        await st.jobs.submit(prepared)
-        return _json(gradient.response_wire(prepared.response))
-    if req.stream:
-        writer = gradient.ChunkWriter(prepared.response, req.include_usage, req.top_logprobs is not None)
-        # The engine validates some inputs (e.g. grammar features) only when the request is added: wait for the
-        # first event so such a rejection is still a plain 4xx, before any stream starts.
-        events = st.responder.run(prepared)
-        first = await anext(events)
-        return EventSourceResponse(gradient.sse(writer, _resume(first, events)), ping=15, sep="\n")
-    result = await _until_done_or_gone(request, st.responder, prepared)
-    return _json(gradient.response_wire(result))
-
-
-async def _resume(first: Event, rest: AsyncGenerator[Event, None]) -> AsyncGenerator[Event, None]:
-    yield first
-    async with aclosing(rest):
-        async for event in rest:
-            yield event
-
-
-async def _until_done_or_gone(request: Request, responder: Responder, prepared: Any) -> ResponseObject:
+async def _until_done_or_gone(request: Request, responder: Responder, prepared: Prepared) -> ResponseObject | None:
     # A non-streaming client that hangs up should not keep the engine busy: watch for the disconnect.
+    result: ResponseObject | None = None
     async with anyio.create_task_group() as tg:
 
         async def watch() -> None:
@@ -157,133 +83,144 @@ async def _until_done_or_gone(request: Request, responder: Responder, prepared: 
             tg.cancel_scope.cancel()
 
         tg.start_soon(watch)
-        response = await responder.complete(prepared)
+        result = await responder.complete(prepared)
         tg.cancel_scope.cancel()
-    return response
+    return result
 
 
-async def _owned(request: Request) -> tuple[State, str, StoredResponse]:
-    st = _state(request)
-    tenant = tenant_of(st.keys.check(request))
-    response_id = request.path_params["response_id"]
+async def owned(conn: HTTPConnection) -> tuple[State, str, StoredResponse]:
+    """The caller's stored response named in the path; 404 if it is missing or another key's."""
+    st = state(conn)
+    tenant = tenant_of(st.keys.check(conn))
+    response_id = conn.path_params["response_id"]
     row = await st.responder.store.get(response_id, tenant)
     if row is None:
         raise NotFound(f"No response with id {response_id!r} was found.", param="response_id")
     return st, tenant, row
 
 
-def _stored(row: StoredResponse) -> ResponseObject:
-    response = decode_response(row.body)
-    response.status = row.status  # the column is authoritative (a lease may have expired since)
-    return response
+def stored(row: StoredResponse) -> ResponseObject:
+    """The stored response; the status column is authoritative (a lease may have expired since)."""
+    return decode_response(row.body).with_status(Status(row.status))
 
 
-async def get_response(request: Request) -> Response:
-    """GET /v1/responses/{id}."""
-    _, _, row = await _owned(request)
-    return _json(gradient.response_wire(_stored(row)))
+def _get(dialect: Dialect) -> Callable[[Request], Awaitable[Response]]:
+    async def get_response(request: Request) -> Response:
+        """GET /responses/{id} (`?stream=true&starting_after=N` replays its events)."""
+        st, tenant, row = await owned(request)
+        if request.query_params.get("stream") not in (None, "false"):
+            after = request.query_params.get("starting_after", "-1")
+            if not after.lstrip("-").isdigit():
+                raise InvalidRequest("starting_after must be an integer.", param="starting_after")
+            body = replay(dialect, st, tenant, row, int(after))
+            return EventSourceResponse(body, ping=15, sep="\n", send_timeout=SEND_TIMEOUT_SECONDS)
+        return json_response(dialect.response(stored(row)))
+
+    return get_response
 
 
 async def delete_response(request: Request) -> Response:
-    """DELETE /v1/responses/{id}."""
-    st, tenant, row = await _owned(request)
+    """DELETE /responses/{id} (the same in every dialect)."""
+    st, tenant, row = await owned(request)
     await st.jobs.cancel_local(row.id)
     await st.responder.store.delete(row.id, tenant)
-    return _json({"id": row.id, "object": "response.deleted", "deleted": True})
+    return json_response({"id": row.id, "object": "response.deleted", "deleted": True})
 
 
-async def cancel_response(request: Request) -> Response:
-    """POST /v1/responses/{id}/cancel: stop a background response (here, or via the store in another process)."""
-    st, tenant, row = await _owned(request)
-    if not _stored(row).background:
-        raise InvalidRequest("Only background responses can be cancelled.", param="response_id")
-    if row.status in UNFINISHED and not await st.jobs.cancel_local(row.id):
-        await st.responder.store.request_cancel(row.id, tenant)
-        with anyio.move_on_after(10):
-            # The owning process polls the flag; poll the row until it has acted on it.
-            while (fresh := await st.responder.store.get(row.id, tenant)) and fresh.status in UNFINISHED:  # noqa: ASYNC110
-                await anyio.sleep(0.2)
-    fresh = await st.responder.store.get(row.id, tenant)
-    response = _stored(fresh or row)
-    if response.status in UNFINISHED:
-        response.status = CANCELLED
-    return _json(gradient.response_wire(response))
+def _cancel(dialect: Dialect) -> Callable[[Request], Awaitable[Response]]:
+    async def cancel_response(request: Request) -> Response:
+        """POST /responses/{id}/cancel: stop a background response (here, or via the store in another process)."""
+        st, tenant, row = await owned(request)
+        if not stored(row).background:
+            raise InvalidRequest("Only background responses can be cancelled.", param="response_id")
+        if not Status(row.status).final and not await st.jobs.cancel_local(row.id):
+            await st.responder.store.request_cancel(row.id, tenant)
+            with anyio.move_on_after(10):
+                # The owning process polls the flag; poll the row until it has acted on it.
+                while (fresh := await st.responder.store.get(row.id, tenant)) and not Status(fresh.status).final:  # noqa: ASYNC110
+                    await anyio.sleep(0.2)
+        fresh = await st.responder.store.get(row.id, tenant)
+        response = stored(fresh or row)
+        if not response.status.final:
+            response = response.with_status(Status.CANCELLED)
+        return json_response(dialect.response(response))
+
+    return cancel_response
 
 
-def item_wire(item: Item, index: int, response_id: str) -> dict[str, Any]:
-    """An input item as listed by /input_items."""
-    item_id = getattr(item, "id", None) or f"item_{response_id[5:17]}_{index}"
-    if isinstance(item, Message):
-        out: dict[str, Any] = {
-            "type": "message",
-            "id": item_id,
-            "role": item.role,
-            "content": [{"type": "input_text", "text": item.content}],
-        }
-        if item.tool_calls:
-            out["tool_calls"] = [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                for c in item.tool_calls
-            ]
-        if item.tool_call_id:
-            out["tool_call_id"] = item.tool_call_id
-        return out
-    if isinstance(item, FunctionCall):
-        return {
-            "type": "function_call",
-            "id": item_id,
-            "call_id": item.call_id,
-            "name": item.name,
-            "arguments": item.arguments,
-        }
-    if isinstance(item, FunctionCallOutput):
-        return {"type": "function_call_output", "id": item_id, "call_id": item.call_id, "output": item.output}
-    if isinstance(item, Reasoning):
-        return {
-            "type": "reasoning",
-            "id": item_id,
-            "content": [{"type": "reasoning_text", "text": item.text}],
-            "summary": [],
-        }
-    assert isinstance(item, OutputText)
-    return {"type": "text", "id": item_id, "text": item.text}
+def _input_items(dialect: Dialect) -> Callable[[Request], Awaitable[Response]]:
+    async def list_input_items(request: Request) -> Response:
+        """GET /responses/{id}/input_items?limit=&after=&order=."""
+        _, _, row = await owned(request)
+        q = request.query_params
+        order = q.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise InvalidRequest("order must be 'asc' or 'desc'.", param="order")
+        raw_limit = q.get("limit", "20")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
+            raise InvalidRequest("limit must be an integer from 1 to 100.", param="limit")
+        limit = int(raw_limit)
+        prefix = f"item_{row.id[5:17]}_"
+        items = [
+            dialect.input_item(it, getattr(it, "id", None) or f"{prefix}{i}")
+            for i, it in enumerate(decode_items(row.input_items))
+        ]
+        if order == "desc":
+            items.reverse()
+        after = q.get("after")
+        if after is not None:
+            ids = [it["id"] for it in items]
+            if after not in ids:
+                raise InvalidRequest(f"No input item with id {after!r} in this response.", param="after")
+            items = items[ids.index(after) + 1 :]
+        page = items[:limit]
+        return json_response(
+            {
+                "object": "list",
+                "data": page,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+                "has_more": len(items) > limit,
+            }
+        )
+
+    return list_input_items
 
 
-async def list_input_items(request: Request) -> Response:
-    """GET /v1/responses/{id}/input_items?limit=&after=&order=."""
-    _, _, row = await _owned(request)
-    q = request.query_params
-    order = q.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise InvalidRequest("order must be 'asc' or 'desc'.", param="order")
-    raw_limit = q.get("limit", "20")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
-        raise InvalidRequest("limit must be an integer from 1 to 100.", param="limit")
-    limit = int(raw_limit)
-    items = [item_wire(it, i, row.id) for i, it in enumerate(decode_items(row.input_items))]
-    if order == "desc":
-        items.reverse()
-    after = q.get("after")
-    if after is not None:
-        ids = [it["id"] for it in items]
-        if after not in ids:
-            raise InvalidRequest(f"No input item with id {after!r} in this response.", param="after")
-        items = items[ids.index(after) + 1 :]
-    page = items[:limit]
-    return _json(
-        {
-            "object": "list",
-            "data": page,
-            "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None,
-            "has_more": len(items) > limit,
-        }
-    )
+async def input_tokens(request: Request) -> Response:
+    """POST /responses/input_tokens: how many tokens the request's prompt would take."""
+    st = state(request)
+    req = await parse_request(st, request, await read_json(request, st.max_body))
+    count = await st.responder.count_tokens(req)
+    return json_response({"object": "response.input_tokens", "input_tokens": count})
+
+
+def _compact(dialect: Dialect) -> Callable[[Request], Awaitable[Response]]:
+    async def compact_conversation(request: Request) -> Response:
+        """POST /responses/compact: the conversation so far as one compaction item to continue from."""
+        st = state(request)
+        data = await read_json(request, st.max_body)
+        if "input" not in data and "previous_response_id" not in data:
+            raise InvalidRequest("Give 'input' or 'previous_response_id' to compact.", param="input")
+        data = {**data, "input": data.get("input") or [], "store": False}
+        req = await parse_request(st, request, data)
+        result = await compact(st.responder, req)
+        return json_response(
+            {
+                "id": result.id,
+                "object": "response.compaction",
+                "created_at": result.created_at,
+                "output": [dialect.input_item(item, item_id) for item, item_id in result.output],
+                "usage": usage_wire(result.usage),
+            }
+        )
+
+    return compact_conversation
 
 
 async def list_models(request: Request) -> Response:
-    """GET /v1/models."""
-    st = _state(request)
+    """GET /models."""
+    st = state(request)
     st.keys.check(request)
     info = st.responder.engine.info
     model = {
@@ -293,32 +230,46 @@ async def list_models(request: Request) -> Response:
         "owned_by": "vresponses",
         "max_model_len": info.max_model_len,
     }
-    return _json({"object": "list", "data": [model]})
+    return json_response({"object": "list", "data": [model]})
 
 
 async def health(request: Request) -> Response:
     """GET /health: 200 when the engine can serve, 503 when it is dead."""
-    st = _state(request)
+    st = state(request)
     if not await st.responder.engine.healthy():
         raise Unavailable("The engine is not running.")
-    return _json({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def metrics(request: Request) -> Response:
     """GET /metrics: Prometheus text format."""
-    st = _state(request)
+    st = state(request)
     st.keys.check(request)
     observe(st)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-routes = [
-    Route("/v1/responses", create_response, methods=["POST"]),
-    Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
-    Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
-    Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
-    Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
-    Route("/v1/models", list_models, methods=["GET"]),
-    Route("/health", health, methods=["GET"]),
-    Route("/metrics", metrics, methods=["GET"]),
-]
+def api_routes(prefix: str, dialect: Dialect) -> list[BaseRoute]:
+    """The Responses API under prefix, written in one dialect."""
+    return [
+        Route(f"{prefix}/responses", _create(dialect), methods=["POST"]),
+        Route(f"{prefix}/responses/input_tokens", input_tokens, methods=["POST"]),
+        Route(f"{prefix}/responses/compact", _compact(dialect), methods=["POST"]),
+        Route(f"{prefix}/responses/{{response_id}}", _get(dialect), methods=["GET"]),
+        Route(f"{prefix}/responses/{{response_id}}", delete_response, methods=["DELETE"]),
+        Route(f"{prefix}/responses/{{response_id}}/input_items", _input_items(dialect), methods=["GET"]),
+        Route(f"{prefix}/responses/{{response_id}}/cancel", _cancel(dialect), methods=["POST"]),
+        Route(f"{prefix}/models", list_models, methods=["GET"]),
+        *([WebSocketRoute(f"{prefix}/responses", websocket_session(dialect))] if dialect.websocket else []),
+    ]
+
+
+DIALECTS: dict[str, Dialect] = {"gradient": Gradient(), "openai": OpenAI()}
+
+
+def routes(default: str = "gradient") -> list[BaseRoute]:
+    """Every route: /v1 in the default dialect, each dialect also under its own prefix, health and metrics."""
+    out = api_routes("/v1", DIALECTS[default])
+    for name, dialect in DIALECTS.items():
+        out += api_routes(f"/{name}/v1", dialect)
+    return [*out, Route("/health", health, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]

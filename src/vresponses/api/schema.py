@@ -1,157 +1,88 @@
-"""Pydantic wire models of the create-response request (the HTTP edge only) and their translation inward."""
+"""The create-response body (the HTTP edge only) and its translation into the pipeline's request."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    StringConstraints,
-    Tag,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, StringConstraints, field_validator
 
+from vresponses.api.input_schema import (
+    WEB_SEARCH_TYPES,
+    CompactionIn,
+    ContentPart,
+    FunctionCallIn,
+    FunctionCallOutputIn,
+    InputItem,
+    ItemReferenceIn,
+    MessageIn,
+    ReasoningIn,
+    Strict,
+    ToolChoiceIn,
+    ToolIn,
+    WebSearchCallIn,
+)
 from vresponses.errors import InvalidRequest
 from vresponses.parsers.base import ToolSpec
-from vresponses.pipeline.items import FunctionCall, FunctionCallOutput, Item, Message, Reasoning, ToolCall
-from vresponses.pipeline.request import ResponseRequest, ToolChoice
+from vresponses.pipeline.items import (
+    Compaction,
+    FunctionCall,
+    FunctionCallOutput,
+    Item,
+    ItemReference,
+    Message,
+    Reasoning,
+    Source,
+    ToolCall,
+    WebSearchCall,
+    new_id,
+)
+from vresponses.pipeline.request import ReasoningOptions, ResponseRequest, TextFormat, ToolChoice
+from vresponses.pipeline.sealed import unseal
 from vresponses.pipeline.tools import EMPTY_PARAMETERS
-
-_TEXT_PARTS = ("input_text", "output_text", "text")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _Open(BaseModel):
-    # Item shapes from other clients carry extra fields (ids, annotations); ignore rather than reject them.
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class FunctionSpec(_Open):
-    name: str
-    arguments: str
-
-
-class ToolCallIn(_Open):
-    id: str
-    type: Literal["function"] = "function"
-    function: FunctionSpec
-
-
-class ContentPart(_Open):
-    type: str = "input_text"
-    text: str | None = None
-
-
-class MessageIn(_Open):
-    type: Literal["message"] | None = None
-    role: Literal["user", "assistant", "system", "developer", "tool"] = "user"
-    content: str | list[ContentPart] | None = None
-    tool_call_id: str | None = None
-    tool_calls: list[ToolCallIn] | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> MessageIn:
-        if self.role == "tool" and not self.tool_call_id:
-            raise ValueError("a message with role 'tool' needs 'tool_call_id'")
-        if self.tool_calls and self.role != "assistant":
-            raise ValueError("only assistant messages may carry 'tool_calls'")
-        if self.content is None and not self.tool_calls:
-            raise ValueError("a message needs 'content'")
-        for part in self.content if isinstance(self.content, list) else ():
-            if part.type not in _TEXT_PARTS or part.text is None:
-                raise ValueError(f"content part type {part.type!r} is not supported: this model takes text only")
-        return self
-
-
-class ReasoningContent(_Open):
-    type: Literal["reasoning_text"] = "reasoning_text"
-    text: str
-
-
-class TypedItemIn(_Open):
-    type: Literal["function_call", "function_call_output", "reasoning"]
-    id: str | None = None
-    call_id: str | None = None
-    name: str | None = None
-    arguments: str | None = None
-    output: str | None = None
-    content: list[ReasoningContent] | None = None
-    summary: list[Any] | None = None
-    encrypted_content: str | None = None
-    status: str | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> TypedItemIn:
-        need = {
-            "function_call": ("call_id", "name", "arguments"),
-            "function_call_output": ("call_id", "output"),
-            "reasoning": (),
-        }[self.type]
-        missing = [f for f in need if getattr(self, f) is None]
-        if missing:
-            raise ValueError(f"a {self.type} item needs {', '.join(repr(m) for m in missing)}")
-        return self
-
-
-class ToolIn(_Strict):
-    type: Literal["function", "web_search", "web_search_2025_08_26"] = "function"
-    name: str | None = None
-    description: str | None = None
-    parameters: dict[str, Any] | None = None
-    strict: bool | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> ToolIn:
-        if self.type != "function":
-            raise ValueError(f"tool type {self.type!r} is not available on this server; only 'function' is")
-        if not self.name:
-            raise ValueError("a function tool needs 'name'")
-        return self
-
-
-class NamedFunction(_Strict):
-    name: str
-
-
-class NamedToolChoice(_Strict):
-    type: Literal["function"]
-    function: NamedFunction | None = None
-    name: str | None = None  # The Responses-API form puts the name at the top level.
-
-    @model_validator(mode="after")
-    def _check(self) -> NamedToolChoice:
-        if not (self.function or self.name):
-            raise ValueError("a named tool_choice needs function.name")
-        return self
-
-
-class StreamOptions(_Strict):
-    include_usage: bool | None = None
-
-
-def _item_kind(value: Any) -> str:
-    # Route each item by `type` so validation errors name the fields of the right item shape.
-    kind = value.get("type", "message") if isinstance(value, dict) else getattr(value, "type", "message")
-    return "typed" if kind in ("function_call", "function_call_output", "reasoning") else "message"
-
-
-InputItem = Annotated[
-    Annotated[MessageIn, Tag("message")] | Annotated[TypedItemIn, Tag("typed")], Discriminator(_item_kind)
-]
 
 Key = Annotated[str, StringConstraints(max_length=64)]
 Value = Annotated[str, StringConstraints(max_length=512)]
+INCLUDABLE = (
+    "reasoning.encrypted_content",
+    "message.output_text.logprobs",
+    "web_search_call.action.sources",
+    "web_search_call.results",
+    "message.input_image.image_url",
+    "computer_call_output.output.image_url",
+    "file_search_call.results",
+    "code_interpreter_call.outputs",
+)
+# The custom (freeform) tool's single argument when it is offered to the model as a function.
+CUSTOM_INPUT = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}
 
 
-class CreateResponse(_Strict):
-    """The create-response body: the seed's parameters plus documented extensions."""
+class StreamOptions(Strict):
+    include_usage: bool | None = None
+    # Accepted for OpenAI clients; this server pads nothing (its streams are on your own network).
+    include_obfuscation: bool | None = None
+
+
+class FormatIn(Strict):
+    type: Literal["text", "json_object", "json_schema"]
+    name: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    description: str | None = None
+    strict: bool | None = None
+
+
+class TextIn(Strict):
+    format: FormatIn | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
+
+
+class ReasoningParamIn(Strict):
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    summary: Literal["auto", "concise", "detailed"] | None = None
+    generate_summary: Literal["auto", "concise", "detailed"] | None = None
+
+
+class CreateResponse(Strict):
+    """The create-response body: the Gradient reference's parameters plus OpenAI's Responses parameters."""
 
     input: str | list[InputItem]
     model: str
@@ -165,15 +96,27 @@ class CreateResponse(_Strict):
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
-    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    tool_choice: Literal["none", "auto", "required"] | ToolChoiceIn | None = None
     tools: list[ToolIn] | None = None
     top_p: float | None = Field(default=None, ge=0, le=1)
     user: str | None = None
-    # Extensions (as in OpenAI's Responses API).
+    # Extensions to the Gradient reference, as in OpenAI's Responses API.
     store: bool | None = None
     previous_response_id: str | None = None
     background: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    text: TextIn | None = None
+    reasoning: ReasoningParamIn | None = None
+    truncation: Literal["auto", "disabled"] | None = None
+    max_tool_calls: int | None = Field(default=None, ge=1)
+    include: list[str] | None = None
+    prompt_cache_key: str | None = Field(default=None, max_length=1024)
+    safety_identifier: str | None = Field(default=None, max_length=1024)
+    service_tier: Literal["auto", "default", "flex", "priority", "scale"] | None = None
+    # Sent by some OpenAI clients (Codex); accepted and not used.
+    client_metadata: dict[str, Any] | None = None
 
     @field_validator("stop")
     @classmethod
@@ -182,11 +125,19 @@ class CreateResponse(_Strict):
             raise ValueError("at most 4 stop sequences are allowed")
         return value
 
-    @field_validator("temperature", "top_p")
+    @field_validator("temperature", "top_p", "presence_penalty", "frequency_penalty")
     @classmethod
     def _finite(cls, value: float | None) -> float | None:
         if value is not None and value != value:
             raise ValueError("must be a number")
+        return value
+
+    @field_validator("include")
+    @classmethod
+    def _include(cls, value: list[str] | None) -> list[str] | None:
+        for entry in value or ():
+            if entry not in INCLUDABLE:
+                raise ValueError(f"{entry!r} is not something a response can include")
         return value
 
 
@@ -195,20 +146,10 @@ def to_request(body: CreateResponse, tenant: str) -> ResponseRequest:
     if isinstance(body.input, str):
         items: tuple[Item, ...] = (Message(role="user", content=body.input),)
     else:
-        items = tuple(_item(i) for i in body.input)
+        items = tuple(_item(i, f"input[{n}]") for n, i in enumerate(body.input))
     if not items:
         raise InvalidRequest("'input' must hold at least one item.", param="input")
-    tools = tuple(
-        ToolSpec(name=t.name or "", description=t.description, parameters=t.parameters or dict(EMPTY_PARAMETERS))
-        for t in body.tools or ()
-    )
-    choice = body.tool_choice
-    if choice is None:
-        tool_choice = ToolChoice("auto" if tools else "none")
-    elif isinstance(choice, str):
-        tool_choice = ToolChoice(choice)
-    else:
-        tool_choice = ToolChoice("function", choice.function.name if choice.function else choice.name)
+    tools, builtin = _tools(body.tools or [])
     if body.max_output_tokens is not None and body.max_tokens is not None and body.max_output_tokens != body.max_tokens:
         raise InvalidRequest("Give max_output_tokens or its alias max_tokens, not both.", param="max_tokens")
     stop = body.stop if isinstance(body.stop, list) else [body.stop] if body.stop else []
@@ -216,15 +157,19 @@ def to_request(body: CreateResponse, tenant: str) -> ResponseRequest:
         raise InvalidRequest("stream_options is only allowed with 'stream': true.", param="stream_options")
     if body.background and body.stream:
         raise InvalidRequest("background responses cannot be streamed; poll GET /v1/responses/{id}.", param="stream")
+    fmt = body.text.format if body.text is not None else None
+    reasoning = body.reasoning or ReasoningParamIn()
     return ResponseRequest(
         model=body.model,
         items=items,
         instructions=body.instructions,
         tools=tools,
-        tool_choice=tool_choice,
+        tool_choice=_tool_choice(body.tool_choice, bool(tools or builtin)),
         parallel_tool_calls=True if body.parallel_tool_calls is None else body.parallel_tool_calls,
         temperature=body.temperature,
         top_p=body.top_p,
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
         max_output_tokens=body.max_output_tokens if body.max_output_tokens is not None else body.max_tokens,
         stop=tuple(s for s in stop if s),  # vLLM rejects "", which can never match anyway
         top_logprobs=body.top_logprobs,
@@ -236,20 +181,85 @@ def to_request(body: CreateResponse, tenant: str) -> ResponseRequest:
         background=bool(body.background),
         previous_response_id=body.previous_response_id,
         tenant=tenant,
+        text=TextFormat(fmt.type, fmt.name, fmt.schema_, fmt.description, fmt.strict) if fmt else TextFormat(),
+        verbosity=body.text.verbosity if body.text is not None else None,
+        reasoning=ReasoningOptions(reasoning.effort, reasoning.summary or reasoning.generate_summary),
+        truncation=body.truncation or "disabled",
+        max_tool_calls=body.max_tool_calls,
+        include=tuple(body.include or ()),
+        prompt_cache_key=body.prompt_cache_key,
+        safety_identifier=body.safety_identifier,
+        service_tier=body.service_tier,
+        builtin_tools=builtin,
     )
 
 
-def _item(item: MessageIn | TypedItemIn) -> Item:
+def _tools(tools: list[ToolIn]) -> tuple[tuple[ToolSpec, ...], tuple[str, ...]]:
+    """Function tools (namespaces flattened, custom tools as one-string functions) and built-in tool types."""
+    specs: list[ToolSpec] = []
+    builtin: list[str] = []
+    for tool in tools:
+        if tool.type in WEB_SEARCH_TYPES:
+            if "web_search" not in builtin:
+                builtin.append("web_search")
+        elif tool.type == "namespace":
+            specs.extend(_tools(tool.tools or [])[0])
+        else:
+            specs.append(_function(tool))
+    return tuple(specs), tuple(builtin)
+
+
+def _function(tool: ToolIn) -> ToolSpec:
+    chat = tool.function
+    name = tool.name or (chat.name if chat else None) or ""
+    description = tool.description or (chat.description if chat else None)
+    if tool.type == "custom":
+        return ToolSpec(name=name, description=description, parameters=dict(CUSTOM_INPUT))
+    parameters = tool.parameters if tool.parameters is not None else chat.parameters if chat else None
+    return ToolSpec(name=name, description=description, parameters=parameters or dict(EMPTY_PARAMETERS))
+
+
+def _tool_choice(choice: str | ToolChoiceIn | None, have_tools: bool) -> ToolChoice:
+    if choice is None:
+        return ToolChoice("auto" if have_tools else "none")
+    if isinstance(choice, str):
+        return ToolChoice(choice)
+    if choice.type in WEB_SEARCH_TYPES:
+        return ToolChoice("web_search")
+    if choice.type == "allowed_tools":
+        names = tuple(t.name for t in choice.tools or () if t.name)
+        return ToolChoice("allowed_tools", allowed=names, require=choice.mode == "required")
+    return ToolChoice("function", choice.function.name if choice.function else choice.name)
+
+
+def _text(content: str | list[ContentPart] | None) -> str:
+    if isinstance(content, list):
+        return "".join(p.value for p in content)
+    return content or ""
+
+
+def _item(item: Any, param: str) -> Item:
     if isinstance(item, MessageIn):
-        parts = item.content if isinstance(item.content, list) else None
-        content = "".join(p.text or "" for p in parts) if parts is not None else str(item.content or "")
         calls = tuple(ToolCall(c.id, c.function.name, c.function.arguments) for c in item.tool_calls or ())
-        return Message(role=item.role, content=content, tool_calls=calls, tool_call_id=item.tool_call_id)
-    if item.type == "function_call":
-        return FunctionCall(
-            call_id=item.call_id or "", name=item.name or "", arguments=item.arguments or "", id=item.id
-        )
-    if item.type == "function_call_output":
-        return FunctionCallOutput(call_id=item.call_id or "", output=item.output or "", id=item.id)
-    text = "".join(c.text for c in item.content or ())
-    return Reasoning(id=item.id or "", text=text, encrypted_content=item.encrypted_content)
+        return Message(role=item.role, content=_text(item.content), tool_calls=calls, tool_call_id=item.tool_call_id)
+    if isinstance(item, FunctionCallIn):
+        return FunctionCall(call_id=item.call_id, name=item.name, arguments=item.arguments, id=item.id)
+    if isinstance(item, FunctionCallOutputIn):
+        output = item.output if isinstance(item.output, str) else _text(item.output)
+        return FunctionCallOutput(call_id=item.call_id, output=output, id=item.id)
+    if isinstance(item, ReasoningIn):
+        text = "".join(c.text or "" for c in item.content or ())
+        if not text and item.encrypted_content:
+            text = unseal(item.encrypted_content, f"{param}.encrypted_content")
+        summary = tuple(s.text for s in item.summary or () if s.text)
+        return Reasoning(id=item.id or "", text=text, encrypted_content=item.encrypted_content, summary=summary)
+    if isinstance(item, CompactionIn):
+        compacted = unseal(item.encrypted_content, f"{param}.encrypted_content")
+        return Compaction(id=item.id or new_id("cmp"), summary=compacted)
+    if isinstance(item, WebSearchCallIn):
+        query = item.action.query or "" if item.action else ""
+        found = item.action.sources or [] if item.action else []
+        sources = tuple(Source(s.url, s.title or "") for s in found)
+        return WebSearchCall(id=item.id, status=item.status or "completed", query=query, sources=sources)
+    assert isinstance(item, ItemReferenceIn)
+    return ItemReference(id=item.id)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -25,6 +25,8 @@ class TopLogprob:
 
     token: str
     logprob: float
+    # The token's raw bytes (None where unknown: the token's UTF-8 encoding stands in).
+    raw: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,7 @@ class TokenLogprob:
     token: str
     logprob: float
     top: tuple[TopLogprob, ...] = ()
+    raw: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,11 @@ class SamplingOptions:
     max_tokens: int
     temperature: float = 1.0
     top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
     stop: tuple[str, ...] = ()
     logprobs: int | None = None
     constraint: Constraint | None = None
@@ -92,6 +100,8 @@ class ModelInfo:
     name: str
     max_model_len: int
     created: int = 0
+    # The model's own sampling defaults (generation_config.json), applied where a request leaves a value unset.
+    sampling_defaults: Mapping[str, float] = field(default_factory=dict)
 
 
 class Tokenizer(Protocol):

@@ -23,6 +23,7 @@ from vresponses.engines.base import (
     TokenLogprob,
     TopLogprob,
 )
+from vresponses.engines.tokens import TokenBytes
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class VllmOptions:
     max_model_len: int | None = None
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float | None = None
+    kv_cache_memory_bytes: int | None = None
     enforce_eager: bool = False
     max_num_seqs: int | None = None
     seed: int | None = None
@@ -56,6 +58,7 @@ class VllmEngine:
         from vllm.inputs import TokensPrompt
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
+        self._token_bytes = TokenBytes(cast(Any, tokenizer))
         self._sampling_params = SamplingParams
         self._tokens_prompt = TokensPrompt
         self._delta = RequestOutputKind.DELTA
@@ -77,7 +80,7 @@ class VllmEngine:
         }
         if options.served_model_name:
             kwargs["served_model_name"] = options.served_model_name
-        for name in ("max_model_len", "gpu_memory_utilization", "max_num_seqs", "seed"):
+        for name in ("max_model_len", "gpu_memory_utilization", "kv_cache_memory_bytes", "max_num_seqs", "seed"):
             value = getattr(options, name)
             if value is not None:
                 kwargs[name] = value
@@ -89,6 +92,7 @@ class VllmEngine:
             name=options.served_model_name or options.model,
             max_model_len=int(config.max_model_len),
             created=int(time.time()),
+            sampling_defaults=_sampling_defaults(config),
         )
         tokenizer = cast(Tokenizer, llm.get_tokenizer())
         return cls(llm, info, tokenizer)
@@ -101,6 +105,11 @@ class VllmEngine:
             n=1,
             temperature=options.temperature,
             top_p=options.top_p,
+            top_k=options.top_k,
+            min_p=options.min_p,
+            presence_penalty=options.presence_penalty,
+            frequency_penalty=options.frequency_penalty,
+            repetition_penalty=options.repetition_penalty,
             max_tokens=options.max_tokens,
             stop=list(options.stop) or None,
             logprobs=options.logprobs,
@@ -128,7 +137,7 @@ class VllmEngine:
         try:
             async for out in self._llm.generate(prompt, params, request_id):
                 completion = out.outputs[0]
-                logprobs = _logprobs(completion, options.logprobs or 0) if want_logprobs else ()
+                logprobs = _logprobs(completion, options.logprobs or 0, self._token_bytes) if want_logprobs else ()
                 yield EngineDelta(
                     text=completion.text,
                     token_ids=completion.token_ids,
@@ -176,13 +185,28 @@ class VllmEngine:
         del self._llm
 
 
+# Sampling values a model's generation_config.json may set that requests can leave unset.
+SAMPLING_DEFAULTS = ("temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty",
+                     "repetition_penalty")  # fmt: skip
+
+
+def _sampling_defaults(config: Any) -> dict[str, float]:
+    """The model's defaults as `vllm serve` applies them (vLLM reads generation_config.json for us)."""
+    try:
+        diff = config.get_diff_sampling_param()
+    except Exception:  # an unreadable generation config: neutral defaults, as vLLM then uses
+        log.warning("could not read the model's generation config; using neutral sampling defaults")
+        return {}
+    return {k: float(v) for k, v in diff.items() if k in SAMPLING_DEFAULTS and v is not None}
+
+
 def _structured(factory: Any, constraint: Constraint) -> Any:
     if constraint.json is not None:
         return factory(json=json.dumps(constraint.json))
     return factory(structural_tag=constraint.structural_tag)
 
 
-def _logprobs(completion: Any, k: int) -> tuple[TokenLogprob, ...]:
+def _logprobs(completion: Any, k: int, raw: TokenBytes) -> tuple[TokenLogprob, ...]:
     positions = completion.logprobs
     if not positions:
         return ()
@@ -192,15 +216,16 @@ def _logprobs(completion: Any, k: int) -> tuple[TokenLogprob, ...]:
         chosen = position.get(token_id)
         # vLLM adds the chosen token beside the top k when it ranks lower; keep exactly the top k.
         ranked = sorted(
-            (lp for lp in position.values() if lp.rank is not None and lp.rank <= k),
-            key=lambda lp: lp.rank,
+            ((tid, lp) for tid, lp in position.items() if lp.rank is not None and lp.rank <= k),
+            key=lambda pair: pair[1].rank,
         )
-        top = tuple(TopLogprob(lp.decoded_token or "", lp.logprob) for lp in ranked[:k])
+        top = tuple(TopLogprob(lp.decoded_token or "", lp.logprob, raw(tid)) for tid, lp in ranked[:k])
         result.append(
             TokenLogprob(
                 token=(chosen.decoded_token or "") if chosen else "",
                 logprob=chosen.logprob if chosen else -9999.0,
                 top=top,
+                raw=raw(token_id),
             )
         )
     return tuple(result)

@@ -1,10 +1,9 @@
-"""Prompt -> engine deltas -> parsers -> typed events; the only generation path, streamed or collected."""
+"""Prompt -> engine deltas -> parsers -> item events; the only generation path, streamed or collected."""
 
 from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 
@@ -12,15 +11,11 @@ import anyio
 
 from vresponses.engines.base import NO_PLACEMENT, Engine, Placement, SamplingOptions, TokenLogprob
 from vresponses.parsers.base import Reasoning, ReasoningParser, Text, ToolCallChunk, ToolParser, ToolSpec
-from vresponses.pipeline.events import Event, Finished, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from vresponses.pipeline.events import ItemEvent, Usage
+from vresponses.pipeline.output import OutputBuilder
 from vresponses.pipeline.tools import arguments_valid
 
 log = logging.getLogger(__name__)
-
-
-def new_call_id() -> str:
-    """A fresh tool call id."""
-    return "call_" + secrets.token_hex(12)
 
 
 @dataclass
@@ -35,36 +30,54 @@ class Plan:
     # Set when tool_choice forces a call: calls are checked against these tools before they are emitted.
     forced: Mapping[str, ToolSpec] | None = None
     placement: Placement = NO_PLACEMENT
+    # False: the turn ends at the first complete call (the model may not make several).
+    parallel_tool_calls: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """Generation's last word: why it stopped, what it cost, and where it ran."""
+
+    finish_reason: str
+    usage: Usage
+    replica: str | None = None
 
 
 @dataclass
 class _Calls:
-    """Tool call fragments by index, with the ids given to them."""
+    """Call fragments by the parser's index (forced turns validate them before anything is emitted)."""
 
-    ids: dict[int, str] = field(default_factory=dict)
     names: dict[int, str] = field(default_factory=dict)
     arguments: dict[int, list[str]] = field(default_factory=dict)
 
+    def add(self, piece: ToolCallChunk) -> None:
+        if piece.index not in self.names:
+            self.names[piece.index] = piece.name or ""
+            self.arguments[piece.index] = []
+        self.arguments[piece.index].append(piece.arguments)
 
-async def generate(engine: Engine, plan: Plan) -> AsyncGenerator[Event, None]:
-    """Yield text, reasoning and tool-call events, then exactly one Finished; abort the engine if closed early."""
+
+async def generate(engine: Engine, plan: Plan, output: OutputBuilder) -> AsyncGenerator[ItemEvent | Stopped, None]:
+    """Yield item events, then exactly one Stopped; abort the engine request if closed early."""
     prompt_tokens = len(plan.prompt_token_ids)
     if plan.options.max_tokens <= 0:
-        yield Finished("length", Usage(prompt_tokens, 0, 0))
+        yield Stopped("length", Usage(prompt_tokens, 0, 0))
         return
     calls = _Calls()
-    emitted_calls = 0
     output_tokens = reasoning_tokens = cached = 0
     finish = "stop"
+    replica: str | None = None
     pending: list[TokenLogprob] = []
     in_reasoning = plan.reasoning_parser is not None and plan.reasoning_parser.prompt_opens_reasoning
-    done = repeated = False
+    done = cut = False
     try:
-        async for delta in engine.generate(plan.request_id, plan.prompt_token_ids, plan.options, plan.placement):
+        deltas = engine.generate(plan.request_id, plan.prompt_token_ids, plan.options, plan.placement)
+        async for delta in deltas:
             ntok = len(delta.token_ids)
             output_tokens += ntok
             cached = delta.cached_tokens or cached
             prompt_tokens = delta.prompt_tokens or prompt_tokens
+            replica = delta.replica or replica
             if delta.logprobs:
                 pending.extend(delta.logprobs)
             pieces = _parse(plan, delta.text, final=delta.finish_reason is not None)
@@ -74,30 +87,31 @@ async def generate(engine: Engine, plan: Plan) -> AsyncGenerator[Event, None]:
                     reasoning_tokens += ntok
             elif in_reasoning:
                 reasoning_tokens += ntok
-            for event in _events(plan, pieces, calls, pending):
+            events, cut = _events(plan, pieces, calls, pending, output)
+            for event in events:
                 yield event
             if delta.finish_reason is not None:
                 finish = delta.finish_reason
-            elif plan.forced is not None and _repeats(calls):
-                # Small models loop on a forced call when several are allowed; a repeat ends the turn.
-                repeated = True
+            elif cut or (plan.forced is not None and _repeats(calls)):
+                # A second call where one is allowed, or a forced call repeated (small models loop): end the turn.
+                cut = True
                 break
         done = True
     finally:
-        if not done or repeated:
+        if not done or cut:
             # Shielded: under anyio a cancelled scope would cancel this await too and leak the request.
             with anyio.CancelScope(shield=True):
                 await engine.abort(plan.request_id)
     if plan.forced is not None:
-        for event in _forced_calls(plan.forced, calls):
-            emitted_calls += 1
+        for event in _forced_calls(plan.forced, calls, output):
             yield event
-    else:
-        emitted_calls = len(calls.ids)
-    if emitted_calls and (finish == "stop" or (finish == "length" and plan.forced is not None)):
+    emitted = output.calls > 0
+    if emitted and (finish == "stop" or cut or (finish == "length" and plan.forced is not None)):
         # A forced turn that ran out of tokens after complete calls still delivers them (the cut one is dropped).
         finish = "tool_calls"
-    yield Finished(finish, Usage(prompt_tokens, cached, output_tokens, reasoning_tokens))
+    for event in output.close("completed" if finish in ("stop", "tool_calls") else "incomplete"):
+        yield event
+    yield Stopped(finish, Usage(prompt_tokens, cached, output_tokens, reasoning_tokens), replica)
 
 
 def _parse(plan: Plan, text: str, final: bool) -> list[Text | Reasoning | ToolCallChunk]:
@@ -121,36 +135,37 @@ def _parse(plan: Plan, text: str, final: bool) -> list[Text | Reasoning | ToolCa
 
 
 def _events(
-    plan: Plan, pieces: list[Text | Reasoning | ToolCallChunk], calls: _Calls, pending: list[TokenLogprob]
-) -> list[Event]:
-    events: list[Event] = []
+    plan: Plan,
+    pieces: list[Text | Reasoning | ToolCallChunk],
+    calls: _Calls,
+    pending: list[TokenLogprob],
+    output: OutputBuilder,
+) -> tuple[list[ItemEvent], bool]:
+    """The item events for these pieces, and whether the turn must end here (a call beyond the one allowed)."""
+    events: list[ItemEvent] = []
     text_emitted = markup_seen = False
     for piece in pieces:
         if isinstance(piece, Text):
             # A forced turn is constrained to calls: text here is the remains of a call cut short.
             if piece.text and plan.forced is None:
-                events.append(TextDelta(piece.text, tuple(pending)))
+                events.extend(output.text(piece.text, tuple(pending)))
                 pending.clear()
                 text_emitted = True
             continue
         markup_seen = True
         if isinstance(piece, Reasoning):
             if piece.text:
-                events.append(ReasoningDelta(piece.text))
-        else:
-            first = piece.index not in calls.ids
-            if first:
-                calls.ids[piece.index] = new_call_id()
-                calls.names[piece.index] = piece.name or ""
-                calls.arguments[piece.index] = []
-            calls.arguments[piece.index].append(piece.arguments)
-            if plan.forced is None:
-                name = piece.name if first else None
-                events.append(ToolCallDelta(piece.index, calls.ids[piece.index], name, piece.arguments))
+                events.extend(output.reasoning(piece.text))
+            continue
+        if piece.index not in calls.names and calls.names and not plan.parallel_tool_calls:
+            return events, True
+        calls.add(piece)
+        if plan.forced is None:
+            events.extend(output.call(piece.index, piece.name, piece.arguments))
     if markup_seen and not text_emitted:
         # These tokens were markup or reasoning, not content: their logprobs belong to no content delta.
         pending.clear()
-    return events
+    return events, False
 
 
 def _signature(calls: _Calls, index: int) -> tuple[str, str] | None:
@@ -163,19 +178,19 @@ def _signature(calls: _Calls, index: int) -> tuple[str, str] | None:
 
 def _repeats(calls: _Calls) -> bool:
     """Whether the newest call is complete and identical to an earlier one."""
-    if len(calls.ids) < 2:
+    if len(calls.names) < 2:
         return False
-    newest = max(calls.ids)
+    newest = max(calls.names)
     signature = _signature(calls, newest)
-    return signature is not None and any(_signature(calls, i) == signature for i in calls.ids if i != newest)
+    return signature is not None and any(_signature(calls, i) == signature for i in calls.names if i != newest)
 
 
-def _forced_calls(tools: Mapping[str, ToolSpec], calls: _Calls) -> list[ToolCallDelta]:
+def _forced_calls(tools: Mapping[str, ToolSpec], calls: _Calls, output: OutputBuilder) -> list[ItemEvent]:
     # Constrained decoding makes calls valid; a call cut short by max_output_tokens is dropped, never returned,
     # and so is an exact repeat of an earlier call.
-    out: list[ToolCallDelta] = []
+    events: list[ItemEvent] = []
     seen: set[tuple[str, str] | None] = set()
-    for index in sorted(calls.ids):
+    for index in sorted(calls.names):
         name = calls.names[index]
         arguments = "".join(calls.arguments[index])
         if not arguments_valid(tools.get(name), arguments):
@@ -185,5 +200,5 @@ def _forced_calls(tools: Mapping[str, ToolSpec], calls: _Calls) -> list[ToolCall
         if signature in seen:
             continue
         seen.add(signature)
-        out.append(ToolCallDelta(len(out), calls.ids[index], name, arguments))
-    return out
+        events.extend(output.whole_call(name, arguments))
+    return events

@@ -5,14 +5,52 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 
 from vresponses.errors import TooManyRequests
+from vresponses.pipeline.events import Event
 from vresponses.pipeline.service import Prepared, Responder
-from vresponses.store.base import CANCELLED, IN_PROGRESS, StoreError
+from vresponses.status import Status
+from vresponses.store.base import StoreError
 
 log = logging.getLogger(__name__)
+
+
+class EventLog:
+    """A running job's events so far, which any number of readers can follow from the start."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.done = False
+        self._changed = asyncio.Event()
+
+    def add(self, event: Event) -> None:
+        """Record the next event and wake the readers."""
+        self.events.append(event)
+        self._wake()
+
+    def close(self) -> None:
+        """No more events will come."""
+        self.done = True
+        self._wake()
+
+    def _wake(self) -> None:
+        # Readers wait on the event that was current when they looked; a fresh one serves the next wait.
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def follow(self) -> AsyncIterator[Event]:
+        """Every event from the first, then each new one as it comes, until the job ends."""
+        seen = 0
+        while True:
+            while seen < len(self.events):
+                yield self.events[seen]
+                seen += 1
+            if self.done:
+                return
+            await self._changed.wait()
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +73,7 @@ class Jobs:
         self.store = responder.store
         self.config = config
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.logs: dict[str, EventLog] = {}
         self._maintainer: asyncio.Task[None] | None = None
         self._last_prune = 0.0
 
@@ -46,19 +85,27 @@ class Jobs:
             )
         row = self.responder.row(prepared, prepared.response)
         await self.store.insert(row, lease_until=time.time() + self.config.lease_seconds)
-        task = asyncio.create_task(self._work(prepared), name=f"background {prepared.response.id}")
-        self.tasks[prepared.response.id] = task
-        task.add_done_callback(lambda _: self.tasks.pop(prepared.response.id, None))
+        response_id = prepared.response.id
+        log_ = self.logs[response_id] = EventLog()
+        task = asyncio.create_task(self._work(prepared, log_), name=f"background {response_id}")
+        self.tasks[response_id] = task
 
-    async def _work(self, prepared: Prepared) -> None:
+        def _ended(_: object) -> None:
+            self.tasks.pop(response_id, None)
+            self.logs.pop(response_id, None)
+            log_.close()
+
+        task.add_done_callback(_ended)
+
+    async def _work(self, prepared: Prepared, events_log: EventLog) -> None:
         # run() stores the result, or on cancel/failure what was generated with that status.
-        prepared.on_interrupt = CANCELLED
+        prepared.on_interrupt = Status.CANCELLED
         try:
-            prepared.response.status = IN_PROGRESS
+            prepared.response = prepared.response.with_status(Status.IN_PROGRESS)
             await self.store.finish(self.responder.row(prepared, prepared.response))
             async with aclosing(self.responder.run(prepared)) as events:
-                async for _ in events:
-                    pass
+                async for event in events:
+                    events_log.add(event)
         except asyncio.CancelledError:
             raise
         except Exception:

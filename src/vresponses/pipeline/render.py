@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from vresponses.engines.base import Tokenizer
 from vresponses.errors import InvalidRequest
 from vresponses.parsers.base import CallFormat, ToolSpec
-from vresponses.pipeline.items import FunctionCall, FunctionCallOutput, Item, Message, OutputText, Reasoning
+from vresponses.pipeline.items import (
+    Compaction,
+    FunctionCall,
+    FunctionCallOutput,
+    Item,
+    Message,
+    OutputText,
+    Reasoning,
+    WebSearchCall,
+)
 from vresponses.pipeline.template import ChatTemplate, TemplateRenderError
 
 # The documented fallback for templates that ignore `tools`: a Hermes-style block in the system message.
@@ -19,6 +28,8 @@ TOOL_PROMPT = (
     "Function signatures are given inside <tools></tools> XML tags:\n<tools>\n{tools}\n</tools>\n\n"
     "To call a function, answer with exactly this and nothing else, once per call:\n{example}"
 )
+# The name the model calls the server's web search by.
+SEARCH_TOOL = "web_search"
 HERMES = CallFormat(prefix="", begin="<tool_call>\n", end="\n</tool_call>", separator="\n", suffix="")
 
 
@@ -71,6 +82,17 @@ class Renderer:
                     out.append(assistant)
                 self._into_assistant(assistant, item, names)
                 continue
+            if isinstance(item, WebSearchCall):
+                # A search the server ran: the model's call, then what it read, as for any tool.
+                if assistant is None:
+                    assistant = {"role": "assistant", "content": ""}
+                    out.append(assistant)
+                names[item.id] = SEARCH_TOOL
+                call = self._call(item.id, SEARCH_TOOL, json.dumps({"query": item.query}))
+                assistant.setdefault("tool_calls", []).append(call)
+                out.append(self._tool_message(item.id, item.results or item.error or "", names, "input"))
+                assistant = None
+                continue
             assistant = None
             if isinstance(item, FunctionCallOutput):
                 out.append(self._tool_message(item.call_id, item.output, names, "input"))
@@ -79,6 +101,8 @@ class Renderer:
             elif isinstance(item, Message):
                 role = "system" if item.role == "developer" else item.role
                 out.append({"role": role, "content": item.content})
+            elif isinstance(item, Compaction):
+                out.append({"role": "system", "content": f"Summary of the conversation so far:\n{item.summary}"})
         return out
 
     def _into_assistant(self, message: dict[str, Any], item: Item, names: dict[str, str]) -> None:
@@ -116,8 +140,17 @@ class Renderer:
             )
         return {"role": "tool", "tool_call_id": call_id, "name": names[call_id], "content": content}
 
-    def render(self, items: Sequence[Item], instructions: str | None, tools: Sequence[ToolSpec]) -> Prompt:
-        """Render and tokenize the conversation; tools the template ignores go into the system message."""
+    def render(
+        self,
+        items: Sequence[Item],
+        instructions: str | None,
+        tools: Sequence[ToolSpec],
+        variables: Mapping[str, Any] | None = None,
+    ) -> Prompt:
+        """Render and tokenize the conversation; tools the template ignores go into the system message.
+
+        `variables` reach the template as it expects them (e.g. `reasoning_effort`, `enable_thinking`).
+        """
         messages = self.messages(items, instructions)
         schemas = [tool_schema(t) for t in tools] or None
         if schemas and not self.template.supports_tools:
@@ -127,7 +160,9 @@ class Renderer:
         if not self.template.supports_reasoning:
             messages = [{k: v for k, v in m.items() if k != "reasoning_content"} for m in messages]
         try:
-            text = self.template.render(messages, schemas if self.template.supports_tools else None)
+            text = self.template.render(
+                messages, schemas if self.template.supports_tools else None, variables=variables
+            )
         except TemplateRenderError as exc:
             raise InvalidRequest(str(exc), param="input") from exc
         ids = self.tokenizer.encode(text, add_special_tokens=False)

@@ -1,29 +1,37 @@
-"""The response as the pipeline knows it (stored as is), and collect(): folding events into it."""
+"""The response as the pipeline knows it: one dialect-free value, stored as is, rendered by either dialect.
+
+Rows written before messages had ids (output `text` items, response-level logprobs, a plain-string tool choice)
+still decode: every field added since has a default.
+"""
 
 from __future__ import annotations
 
 import secrets
+import time
 
 import msgspec
 
 from vresponses.engines.base import TokenLogprob
 from vresponses.parsers.base import ToolSpec
-from vresponses.pipeline.events import Event, Finished, ReasoningDelta, TextDelta, ToolCallDelta, Usage
-from vresponses.pipeline.items import FunctionCall, Item, OutputText, Reasoning
+from vresponses.pipeline.events import Status, Usage, status_of
+from vresponses.pipeline.items import Item, Message, OutputText
+from vresponses.pipeline.request import ReasoningOptions, TextFormat, ToolChoice
 
 
-class ResponseObject(msgspec.Struct, kw_only=True):
+class ResponseObject(msgspec.Struct, kw_only=True, frozen=True):
     """One response: identity, the settings it ran with, and (once finished) its output and usage."""
 
     id: str
     created: int
     model: str
-    status: str = "in_progress"
+    status: Status = Status.IN_PROGRESS
     instructions: str | None = None
     temperature: float | None = None
     top_p: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
     max_output_tokens: int | None = None
-    tool_choice: str = "none"
+    tool_choice: str | ToolChoice = "none"
     tools: list[ToolSpec] = []
     parallel_tool_calls: bool = True
     top_logprobs: int | None = None
@@ -35,76 +43,58 @@ class ResponseObject(msgspec.Struct, kw_only=True):
     output: list[Item] = []
     finish_reason: str | None = None
     usage: Usage | None = None
+    # Rows written before messages carried their own logprobs keep them here.
     logprobs: list[TokenLogprob] | None = None
     error: str | None = None
+    error_code: str | None = None
     completed_at: int | None = None
+    text_format: TextFormat = TextFormat()
+    verbosity: str | None = None
+    reasoning: ReasoningOptions = ReasoningOptions()
+    truncation: str = "disabled"
+    max_tool_calls: int | None = None
+    include: tuple[str, ...] = ()
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    service_tier: str | None = None
+    builtin_tools: tuple[str, ...] = ()
+    # The replica that generated it, for engines that route between several (stored, never shown).
+    replica: str | None = None
 
     @property
     def text(self) -> str:
-        """The assistant's content: all output text concatenated."""
-        return "".join(i.text for i in self.output if isinstance(i, OutputText))
+        """The assistant's content: the text of every output message, concatenated."""
+        return "".join(
+            i.content if isinstance(i, Message) else i.text for i in self.output if isinstance(i, Message | OutputText)
+        )
+
+    def finished(
+        self, output: list[Item], finish_reason: str | None, usage: Usage | None, status: Status | None = None
+    ) -> ResponseObject:
+        """This response with its output, usage and a final status (derived from finish_reason unless given)."""
+        return msgspec.structs.replace(
+            self,
+            output=output,
+            finish_reason=finish_reason,
+            usage=usage,
+            status=status or status_of(finish_reason),
+            completed_at=int(time.time()),
+        )
+
+    def failed(self, output: list[Item], message: str, code: str | None = None) -> ResponseObject:
+        """This response marked failed, with what was generated before the failure."""
+        return msgspec.structs.replace(
+            self, output=output, status=Status.FAILED, error=message, error_code=code, completed_at=int(time.time())
+        )
+
+    def with_status(self, status: Status) -> ResponseObject:
+        """This response with another status (the stored column is authoritative, e.g. after a lease expired)."""
+        return self if status == self.status else msgspec.structs.replace(self, status=status)
 
 
 def new_response_id() -> str:
     """A fresh response id."""
     return "resp_" + secrets.token_hex(16)
-
-
-class Collector:
-    """Folds events into a ResponseObject; the one assembly used for non-streaming, storing and background."""
-
-    def __init__(self, response: ResponseObject) -> None:
-        self.response = response
-        self._text: list[str] = []
-        self._reasoning: list[str] = []
-        self._calls: dict[int, list[str]] = {}
-        self._call_meta: dict[int, tuple[str, str]] = {}
-        self._logprobs: list[TokenLogprob] | None = [] if response.top_logprobs is not None else None
-        self.finished: Finished | None = None
-
-    def add(self, event: Event) -> None:
-        """Take one event."""
-        if isinstance(event, TextDelta):
-            self._text.append(event.text)
-            if self._logprobs is not None:
-                self._logprobs.extend(event.logprobs)
-        elif isinstance(event, ReasoningDelta):
-            self._reasoning.append(event.text)
-        elif isinstance(event, ToolCallDelta):
-            if event.index not in self._calls:
-                self._calls[event.index] = []
-                self._call_meta[event.index] = (event.call_id, event.name or "")
-            self._calls[event.index].append(event.arguments)
-        else:
-            self.finished = event
-
-    def result(self, status: str | None = None) -> ResponseObject:
-        """The response with output, finish reason and usage filled in."""
-        output: list[Item] = []
-        if self._reasoning:
-            output.append(Reasoning(id="rs_" + secrets.token_hex(12), text="".join(self._reasoning)))
-        if self._text or not self._calls:
-            output.append(OutputText(text="".join(self._text)))
-        for index in sorted(self._calls):
-            call_id, name = self._call_meta[index]
-            arguments = "".join(self._calls[index])
-            output.append(FunctionCall(call_id=call_id, id=call_id, name=name, arguments=arguments, status="completed"))
-        response = self.response
-        response.output = output
-        response.logprobs = self._logprobs
-        if self.finished is not None:
-            response.finish_reason = self.finished.finish_reason
-            response.usage = self.finished.usage
-        response.status = status or _status(response.finish_reason)
-        return response
-
-
-def _status(finish_reason: str | None) -> str:
-    if finish_reason in ("stop", "tool_calls"):
-        return "completed"
-    if finish_reason == "abort":
-        return "cancelled"
-    return "incomplete"
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -117,5 +107,5 @@ def encode_response(response: ResponseObject) -> bytes:
 
 
 def decode_response(data: bytes) -> ResponseObject:
-    """Read what encode_response wrote."""
+    """Read what encode_response wrote (also rows from before items had ids)."""
     return _DECODER.decode(data)

@@ -1,28 +1,31 @@
-"""The one place that knows the order: validate -> resolve history -> render -> generate -> collect -> store."""
+"""The one place that knows the order: validate -> resolve history -> render -> generate -> store -> events."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 
 import anyio
+import msgspec
 
-from vresponses.engines.base import Engine, SamplingOptions
-from vresponses.errors import ContextTooLong, InvalidRequest, NotFound
+from vresponses.engines.base import Engine
+from vresponses.errors import APIError, InvalidRequest, NotFound
 from vresponses.parsers import REASONING_PARSERS, TOOL_PARSERS, lookup
-from vresponses.pipeline.events import Event, Finished
-from vresponses.pipeline.generate import Plan, generate
-from vresponses.pipeline.items import Item, decode_items, encode_items
-from vresponses.pipeline.render import Renderer
+from vresponses.pipeline.events import Event, Failed, Finished, Started, Status
+from vresponses.pipeline.generate import Plan, Stopped, generate
+from vresponses.pipeline.items import Item, ItemReference, decode_items, encode_items
+from vresponses.pipeline.output import OutputBuilder
+from vresponses.pipeline.prompt import PromptBuilder
 from vresponses.pipeline.request import ResponseRequest
-from vresponses.pipeline.response import Collector, ResponseObject, encode_response, new_response_id
+from vresponses.pipeline.response import ResponseObject, encode_response, new_response_id
+from vresponses.pipeline.sampling import sampling_options
 from vresponses.pipeline.template import ChatTemplate
-from vresponses.pipeline.tools import check_tools, constraint, forced_tools
-from vresponses.store.base import UNFINISHED, Store, StoredResponse
+from vresponses.pipeline.tools import check_output_format, check_tools, forced_tools, offered_tools
+from vresponses.store.base import Store, StoredResponse
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +38,26 @@ class ServiceConfig:
     reasoning_parser: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A response kept only in memory (WebSocket `store: false`): what a continuation of it needs."""
+
+    response: ResponseObject
+    items: tuple[Item, ...]
+
+
 @dataclass(slots=True)
 class Prepared:
-    """A request that passed every check: its response skeleton, generation plan and the items it adds."""
+    """A request that passed every check: its response as created, its generation plan and the items it adds."""
 
     response: ResponseObject
     plan: Plan
     items: tuple[Item, ...]
     tenant: str
+    # The whole conversation this turn continues (history + new input), for in-memory continuations.
+    history: tuple[Item, ...] = ()
     # What an interrupted run is stored as: a client that went away leaves it incomplete, a cancel cancelled.
-    on_interrupt: str = "incomplete"
+    on_interrupt: Status = Status.INCOMPLETE
     # Sub-second creation time: retention removes the oldest first, and many responses share a second.
     created_at: float = field(default_factory=time.time)
 
@@ -69,43 +82,33 @@ class Responder:
         )
         tok = engine.tokenizer
         template = ChatTemplate(tok.chat_template, tok.bos_token, tok.eos_token)
-        self.renderer = Renderer(template, tok, self._tool_parser.call_format)
+        self.prompts = PromptBuilder(template, tok, self._tool_parser.call_format, engine.info.max_model_len)
 
-    async def prepare(self, req: ResponseRequest) -> Prepared:
-        """Check everything that can fail before generation starts; raise APIError subclasses."""
+    async def prepare(self, req: ResponseRequest, local: Mapping[str, Conversation] | None = None) -> Prepared:
+        """Check everything that can fail before generation starts; raise APIError subclasses.
+
+        `local` holds responses a connection kept in memory; `previous_response_id` is looked up there first.
+        """
         check_tools(req.tools, req.tool_choice)
+        check_output_format(req.text)
         if req.background and not req.store:
             raise InvalidRequest("background responses must be stored; drop 'store': false.", param="background")
-        history = await self.history(req.previous_response_id, req.tenant) if req.previous_response_id else []
-        offered = () if req.tool_choice.mode == "none" else req.tools
-        prompt = self.renderer.render([*history, *req.items], req.instructions, offered)
-        limit = self.engine.info.max_model_len
-        n = len(prompt.token_ids)
-        if n >= limit:
-            raise ContextTooLong(
-                f"The prompt is {n} tokens long, but this model's context is {limit} tokens "
-                f"(at least one token must be left for the output).",
-                param="input",
+        if req.builtin_tools or req.tool_choice.mode == "web_search":
+            raise InvalidRequest(
+                "Web search is not configured on this server: start it with --web-search PROVIDER "
+                "(searxng=URL, ddgs, brave, tavily or local=PATH).",
+                param="tools",
             )
-        max_tokens = limit - n if req.max_output_tokens is None else min(req.max_output_tokens, limit - n)
+        history = await self.history(req.previous_response_id, req.tenant, local) if req.previous_response_id else []
+        req = replace(req, items=resolve_references(req.items, history))
+        offered = offered_tools(req.tools, req.tool_choice)
+        prompt = self.prompts.build(history, req, offered)
         response_id = new_response_id()
         forced = forced_tools(req.tools, req.tool_choice)
         parser_cls = self._tool_parser
-        options = SamplingOptions(
-            max_tokens=max_tokens,
-            temperature=1.0 if req.temperature is None else req.temperature,
-            top_p=1.0 if req.top_p is None else req.top_p,
-            stop=req.stop,
-            logprobs=req.top_logprobs,
-            skip_special_tokens=not (offered and parser_cls.keeps_special_tokens),
-        )
-        if req.top_p == 0:
-            # vLLM rejects top_p=0; the API allows it and it can only mean the single most likely token.
-            options = replace(options, temperature=0.0, top_p=1.0)
-        if forced:
-            options = replace(options, constraint=constraint(forced, req.parallel_tool_calls, parser_cls.call_format))
-            if parser_cls.call_format is None:
-                parser_cls = lookup(TOOL_PARSERS, "json", "tool-call")
+        if forced and parser_cls.call_format is None:
+            parser_cls = lookup(TOOL_PARSERS, "json", "tool-call")
+        options = sampling_options(req, self.engine.info, prompt.room, forced, parser_cls, bool(offered))
         plan = Plan(
             request_id=response_id,
             prompt_token_ids=prompt.token_ids,
@@ -113,17 +116,20 @@ class Responder:
             tool_parser=parser_cls(offered) if offered else None,
             reasoning_parser=self._reasoning_parser(prompt.opens_reasoning) if self._reasoning_parser else None,
             forced={t.name: t for t in forced} if forced else None,
+            parallel_tool_calls=req.parallel_tool_calls,
         )
         response = ResponseObject(
             id=response_id,
             created=int(time.time()),
             model=self.engine.info.name,
-            status="queued" if req.background else "in_progress",
+            status=Status.QUEUED if req.background else Status.IN_PROGRESS,
             instructions=req.instructions,
-            temperature=req.temperature,
-            top_p=req.top_p,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            presence_penalty=options.presence_penalty,
+            frequency_penalty=options.frequency_penalty,
             max_output_tokens=req.max_output_tokens,
-            tool_choice=req.tool_choice.wire() if req.tools else req.tool_choice.mode,
+            tool_choice=req.tool_choice,
             tools=list(req.tools),
             parallel_tool_calls=req.parallel_tool_calls,
             top_logprobs=req.top_logprobs,
@@ -132,15 +138,40 @@ class Responder:
             background=req.background,
             store=req.store,
             previous_response_id=req.previous_response_id,
+            text_format=req.text,
+            verbosity=req.verbosity,
+            reasoning=req.reasoning,
+            truncation=req.truncation,
+            max_tool_calls=req.max_tool_calls,
+            include=req.include,
+            prompt_cache_key=req.prompt_cache_key,
+            safety_identifier=req.safety_identifier,
+            service_tier=req.service_tier,
+            builtin_tools=req.builtin_tools,
         )
-        return Prepared(response=response, plan=plan, items=req.items, tenant=req.tenant)
+        return Prepared(response, plan, req.items, req.tenant, history=(*prompt.kept, *req.items))
 
-    async def history(self, response_id: str, tenant: str) -> list[Item]:
-        """Every item of the stored chain ending at response_id, oldest first; 404 if any link is gone."""
+    async def count_tokens(self, req: ResponseRequest) -> int:
+        """How many tokens req's prompt takes (its history included), without the context check."""
+        history = await self.history(req.previous_response_id, req.tenant) if req.previous_response_id else []
+        items = resolve_references(req.items, history)
+        return self.prompts.count(history, replace(req, items=items), offered_tools(req.tools, req.tool_choice))
+
+    async def history(
+        self, response_id: str, tenant: str, local: Mapping[str, Conversation] | None = None
+    ) -> list[Item]:
+        """Every item of the conversation ending at response_id, oldest first; 404 if any link is gone."""
+        if local is not None and response_id in local:
+            held = local[response_id]
+            return [*held.items, *held.response.output]
         chain = await self.store.chain(response_id, tenant)
         if chain is None:
-            raise NotFound(f"No response with id {response_id!r} was found.", param="previous_response_id")
-        if chain[-1].status in UNFINISHED:
+            raise NotFound(
+                f"No response with id {response_id!r} was found.",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
+        if not Status(chain[-1].status).final:
             raise InvalidRequest(
                 f"Response {response_id!r} is still {chain[-1].status}; wait for it to finish.",
                 param="previous_response_id",
@@ -152,61 +183,107 @@ class Responder:
         return items
 
     async def run(self, prepared: Prepared) -> AsyncGenerator[Event, None]:
-        """Generate, stream the events, and store the result before the last event is passed on."""
-        collector = Collector(prepared.response)
-        finished = False
-        status = prepared.on_interrupt
+        """Started, the item events, then Finished (stored first) or Failed; an interruption stores what was made.
+
+        Started comes with the engine's first output, so a request the engine rejects fails before any event.
+        """
+        response = prepared.response
+        output = OutputBuilder(with_logprobs=prepared.plan.options.logprobs is not None)
+        ended = False
         try:
-            async with aclosing(generate(self.engine, prepared.plan)) as events:
+            async with aclosing(generate(self.engine, prepared.plan, output)) as events:
+                started = False
                 async for event in events:
-                    collector.add(event)
-                    if isinstance(event, Finished):
-                        finished = True
-                        await self.save(prepared, collector.result())
+                    if not started:
+                        started = True
+                        yield Started(response)
+                    if isinstance(event, Stopped):
+                        final = response.finished(output.items, event.finish_reason, event.usage)
+                        if event.replica is not None:
+                            final = _with_replica(final, event.replica)
+                        await self.save(prepared, final)
+                        ended = True
+                        yield Finished(final)
+                        return
                     yield event
         except Exception as exc:
-            status = "failed"
-            collector.response.error = type(exc).__name__
-            raise
+            failed = response.failed(output.snapshot(), _message(exc), getattr(exc, "code", None))
+            ended = True
+            await self._save_quietly(prepared, failed)
+            yield Failed(failed, exc)
         finally:
-            if not finished and prepared.response.store:
+            if not ended:
                 # Keep what was generated, marked as interrupted, even though this task is being cancelled.
                 with anyio.CancelScope(shield=True):
-                    try:
-                        await self.save(prepared, collector.result(status=status))
-                    except Exception:
-                        log.exception("could not store interrupted response %s", prepared.response.id)
+                    interrupted = response.finished(output.snapshot(), None, None, status=prepared.on_interrupt)
+                    await self._save_quietly(prepared, interrupted)
 
     async def complete(self, prepared: Prepared) -> ResponseObject:
-        """Run to the end and return the collected response: non-streaming is this, over the same events."""
+        """Run to the end and return the final response: non-streaming is this fold over the same events."""
         async with aclosing(self.run(prepared)) as events:
-            async for _ in events:
-                pass
-        return prepared.response
+            async for event in events:
+                if isinstance(event, Finished):
+                    return event.response
+                if isinstance(event, Failed):
+                    raise event.error
+        raise RuntimeError("run() ended without Finished or Failed")  # pragma: no cover - run() always ends so
 
     async def save(self, prepared: Prepared, response: ResponseObject) -> None:
-        """Write the finished response in one transaction (inserting it, or finishing a queued row)."""
+        """Write the response in one transaction (inserting it, or finishing a queued row); a no-op unless stored."""
         if not response.store:
             return
-        response.completed_at = int(time.time())
         row = self.row(prepared, response)
         if response.background:
             await self.store.finish(row)
         else:
             await self.store.insert(row)
 
+    async def _save_quietly(self, prepared: Prepared, response: ResponseObject) -> None:
+        try:
+            await self.save(prepared, response)
+        except Exception:
+            log.exception("could not store response %s", response.id)
+
     @staticmethod
     def row(prepared: Prepared, response: ResponseObject) -> StoredResponse:
         """The store row for this response as it stands."""
-        now = time.time()
         return StoredResponse(
             id=response.id,
             tenant=prepared.tenant,
             previous_response_id=response.previous_response_id,
-            status=response.status,
+            status=str(response.status),
             created_at=prepared.created_at,
-            updated_at=now,
+            updated_at=time.time(),
             input_items=encode_items(prepared.items),
             output_items=encode_items(response.output),
             body=encode_response(response),
         )
+
+
+def resolve_references(items: tuple[Item, ...], history: list[Item]) -> tuple[Item, ...]:
+    """Input items with each item_reference replaced by the conversation item it names; 400 if none does."""
+    if not any(isinstance(i, ItemReference) for i in items):
+        return items
+    known = {item_id: i for i in history if (item_id := getattr(i, "id", None))}
+    resolved: list[Item] = []
+    for n, item in enumerate(items):
+        if isinstance(item, ItemReference):
+            found = known.get(item.id)
+            if found is None:
+                raise InvalidRequest(
+                    f"No item with id {item.id!r} in the conversation this request continues; an item_reference "
+                    "can only name an item of the previous_response_id chain.",
+                    param=f"input[{n}]",
+                )
+            item = found
+        resolved.append(item)
+    return tuple(resolved)
+
+
+def _message(exc: Exception) -> str:
+    # What a stored failure says: an API error's own message; anything else only its kind (no internals).
+    return exc.message if isinstance(exc, APIError) else f"generation failed: {type(exc).__name__}"
+
+
+def _with_replica(response: ResponseObject, replica: str) -> ResponseObject:
+    return msgspec.structs.replace(response, replica=replica)

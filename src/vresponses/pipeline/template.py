@@ -63,10 +63,12 @@ class ChatTemplate:
         messages: Sequence[Mapping[str, Any]],
         tools: Sequence[Mapping[str, Any]] | None = None,
         add_generation_prompt: bool = True,
+        variables: Mapping[str, Any] | None = None,
     ) -> str:
-        """Render messages (and tools, if the template takes them) to the prompt text."""
+        """Render messages (and tools, if the template takes them, and template variables) to the prompt text."""
         try:
             return self._template.render(
+                **(variables or {}),
                 messages=messages,
                 tools=tools or None,
                 add_generation_prompt=add_generation_prompt,

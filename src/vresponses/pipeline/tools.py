@@ -14,7 +14,7 @@ from referencing.exceptions import Unresolvable
 from vresponses.engines.base import Constraint
 from vresponses.errors import InvalidRequest
 from vresponses.parsers.base import CallFormat, ToolSpec
-from vresponses.pipeline.request import ToolChoice
+from vresponses.pipeline.request import TextFormat, ToolChoice
 
 NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 EMPTY_PARAMETERS: Mapping[str, object] = {"type": "object", "properties": {}}
@@ -39,14 +39,50 @@ def check_tools(tools: Sequence[ToolSpec], choice: ToolChoice) -> None:
         raise InvalidRequest(
             f"tool_choice names function {choice.name!r}, which is not in 'tools'.", param="tool_choice"
         )
+    missing = [name for name in choice.allowed if name not in seen]
+    if missing:
+        raise InvalidRequest(
+            f"tool_choice.tools names {', '.join(map(repr, missing))}, not in 'tools'.", param="tool_choice.tools"
+        )
 
 
-def check_parameters(schema: Mapping[str, object], param: str) -> None:
-    """Raise InvalidRequest unless schema is a valid JSON Schema describing an object."""
+def offered_tools(tools: Sequence[ToolSpec], choice: ToolChoice) -> tuple[ToolSpec, ...]:
+    """The tools the model is shown: none for `none`, the allowed subset for `allowed_tools`, else all."""
+    if choice.mode == "none":
+        return ()
+    if choice.mode == "allowed_tools":
+        return tuple(t for t in tools if t.name in choice.allowed)
+    return tuple(tools)
+
+
+def check_schema(schema: Mapping[str, object], param: str) -> None:
+    """Raise InvalidRequest unless schema is a valid JSON Schema."""
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except SchemaError as exc:
         raise InvalidRequest(f"Invalid JSON Schema: {exc.message}", param=param) from None
+
+
+def check_output_format(text: TextFormat) -> None:
+    """Raise InvalidRequest unless a json_schema output format carries a valid schema."""
+    if text.type == "json_schema":
+        if not text.schema:
+            raise InvalidRequest("A json_schema text format needs 'schema'.", param="text.format.schema")
+        check_schema(text.schema, "text.format.schema")
+
+
+def output_schema(text: TextFormat) -> dict[str, Any] | None:
+    """The JSON Schema the output must follow, or None for plain text."""
+    if text.type == "json_object":
+        return {"type": "object"}
+    if text.type == "json_schema":
+        return dict(text.schema or {})
+    return None
+
+
+def check_parameters(schema: Mapping[str, object], param: str) -> None:
+    """Raise InvalidRequest unless schema is a valid JSON Schema describing an object."""
+    check_schema(schema, param)
     kind = schema.get("type", "object")
     if kind != "object":
         raise InvalidRequest("A function's parameters must be a JSON Schema of type 'object'.", param=param)
@@ -88,6 +124,8 @@ def forced_tools(tools: Sequence[ToolSpec], choice: ToolChoice) -> tuple[ToolSpe
         return tuple(t for t in tools if t.name == choice.name)
     if choice.mode == "required":
         return tuple(tools)
+    if choice.mode == "allowed_tools" and choice.require:
+        return tuple(t for t in tools if t.name in choice.allowed)
     return ()
 
 

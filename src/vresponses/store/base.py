@@ -6,13 +6,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-# Statuses a response row moves through; the last four are final.
-QUEUED = "queued"
-IN_PROGRESS = "in_progress"
-COMPLETED = "completed"
-FAILED = "failed"
-CANCELLED = "cancelled"
-INCOMPLETE = "incomplete"
+from vresponses.status import Status
+
+# Row statuses as the plain strings the database holds (drivers bind str, not enum subclasses).
+QUEUED = Status.QUEUED.value
+IN_PROGRESS = Status.IN_PROGRESS.value
+COMPLETED = Status.COMPLETED.value
+FAILED = Status.FAILED.value
+CANCELLED = Status.CANCELLED.value
+INCOMPLETE = Status.INCOMPLETE.value
 UNFINISHED = (QUEUED, IN_PROGRESS)
 
 # chain() gives up (returns None) beyond this many rows, so a corrupt cycle cannot spin forever.
