@@ -18,8 +18,11 @@ CALL = '<tool_call>\n{"name": "add", "arguments": {"a": 1}}\n</tool_call>'
 
 
 def plan(**kw: object) -> Plan:
-    defaults: dict[str, object] = {"request_id": "r1", "prompt_token_ids": [1, 2, 3],
-                                   "options": SamplingOptions(max_tokens=100)}  # fmt: skip
+    defaults: dict[str, object] = {
+        "request_id": "r1",
+        "prompt_token_ids": [1, 2, 3],
+        "options": SamplingOptions(max_tokens=100),
+    }
     return Plan(**{**defaults, **kw})  # type: ignore[arg-type]
 
 
@@ -35,8 +38,9 @@ async def test_text_is_one_message_item_then_stopped_with_usage() -> None:
     assert isinstance(started, ItemStarted) and started.kind == "message" and started.output_index == 0
     assert started.item_id.startswith("msg_")
     assert [d1, d2] == [TextDelta(started.item_id, 0, "Hel"), TextDelta(started.item_id, 0, "lo")]
-    assert isinstance(done, ItemDone) and done.item == Message("assistant", "Hello", id=started.item_id,
-                                                               status="completed")  # fmt: skip
+    assert isinstance(done, ItemDone) and done.item == Message(
+        "assistant", "Hello", id=started.item_id, status="completed"
+    )
     assert isinstance(stopped, Stopped) and stopped.finish_reason == "stop"
     assert (stopped.usage.input_tokens, stopped.usage.cached_tokens, stopped.usage.output_tokens) == (3, 2, 2)
 

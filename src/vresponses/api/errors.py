@@ -25,8 +25,21 @@ from vresponses.store.base import StoreError
 log = logging.getLogger(__name__)
 
 
+def _innermost(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    # A task group wraps what its tasks raised: the first real error inside is what the client should see.
+    for inner in group.exceptions:
+        found = _innermost(inner) if isinstance(inner, BaseExceptionGroup) else inner
+        if isinstance(found, Exception):
+            return found
+    return group
+
+
 def translate(exc: BaseException) -> APIError:
     """Map any exception to the API error the client sees; unknown ones are logged as bugs."""
+    if isinstance(exc, BaseExceptionGroup):
+        inner = _innermost(exc)
+        if inner is not exc:
+            return translate(inner)
     if isinstance(exc, APIError):
         return exc
     if isinstance(exc, ValidationError):

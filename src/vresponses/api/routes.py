@@ -17,6 +17,7 @@ from vresponses.api.dialect import Dialect
 from vresponses.api.gradient import Gradient
 from vresponses.api.metrics import observe
 from vresponses.api.openai_dialect import OpenAI
+from vresponses.api.openapi import document
 from vresponses.api.replay import replay
 from vresponses.api.state import State, json_response, parse_request, state
 from vresponses.api.websocket import websocket_session
@@ -249,6 +250,12 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+async def openapi(request: Request) -> Response:
+    """GET /openapi.json: the API's OpenAPI document (a key is needed, as for every route but /health)."""
+    state(request).keys.check(request)
+    return json_response(document())
+
+
 def api_routes(prefix: str, dialect: Dialect) -> list[BaseRoute]:
     """The Responses API under prefix, written in one dialect."""
     return [
@@ -272,4 +279,9 @@ def routes(default: str = "gradient") -> list[BaseRoute]:
     out = api_routes("/v1", DIALECTS[default])
     for name, dialect in DIALECTS.items():
         out += api_routes(f"/{name}/v1", dialect)
-    return [*out, Route("/health", health, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
+    return [
+        *out,
+        Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]

@@ -31,9 +31,7 @@ def logprob_entries(logprobs: Iterable[TokenLogprob]) -> list[dict[str, Any]]:
             "token": lp.token,
             "bytes": _bytes(lp.token, lp.raw),
             "logprob": lp.logprob,
-            "top_logprobs": [
-                {"token": t.token, "bytes": _bytes(t.token, t.raw), "logprob": t.logprob} for t in lp.top
-            ],
+            "top_logprobs": [{"token": t.token, "bytes": _bytes(t.token, t.raw), "logprob": t.logprob} for t in lp.top],
         }
         for lp in logprobs
     ]

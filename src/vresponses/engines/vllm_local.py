@@ -146,19 +146,11 @@ class VllmEngine:
                     prompt_tokens=len(out.prompt_token_ids or prompt_token_ids),
                     cached_tokens=out.num_cached_tokens or 0,
                 )
-        except VLLMClientError as exc:
-            raise EngineRejected(str(exc)) from exc
-        except GracefulHTTPError as exc:
-            if int(exc.http_status) == 429 or int(exc.http_status) == 503:
-                raise EngineBusy(exc.message) from exc
-            raise EngineError(exc.message) from exc
-        except ValueError as exc:
-            # vLLM still raises bare ValueError for some invalid sampling inputs.
-            raise EngineRejected(str(exc)) from exc
         except Exception as exc:
-            if type(exc).__name__ in ("EngineDeadError", "EngineGenerateError"):
-                raise EngineError(f"engine failed: {type(exc).__name__}") from exc
-            raise
+            translated = _translated(exc, VLLMClientError, GracefulHTTPError)
+            if translated is exc:
+                raise
+            raise translated from exc
 
     async def abort(self, request_id: str) -> None:
         """Abort a request in the output processor and the engine core."""
@@ -183,6 +175,24 @@ class VllmEngine:
         self._llm.shutdown()
         # Drop the reference now: AsyncLLM.__del__ shuts down again, which fails during interpreter exit.
         del self._llm
+
+
+def _translated(exc: Exception, client_error: type[Exception], http_error: type[Exception]) -> Exception:
+    """vLLM's errors as the engine protocol's (also inside an exception group); anything else unchanged."""
+    if isinstance(exc, ExceptionGroup):
+        inner = next((e for e in exc.exceptions if isinstance(e, Exception)), None)
+        translated = _translated(inner, client_error, http_error) if inner is not None else exc
+        return exc if translated is inner else translated
+    if isinstance(exc, client_error):
+        return EngineRejected(str(exc))
+    if isinstance(exc, http_error):
+        status, message = int(getattr(exc, "http_status", 500)), str(getattr(exc, "message", exc))
+        return EngineBusy(message) if status in (429, 503) else EngineError(message)
+    if isinstance(exc, ValueError):
+        return EngineRejected(str(exc))  # vLLM still raises bare ValueError for some invalid sampling inputs
+    if type(exc).__name__ in ("EngineDeadError", "EngineGenerateError"):
+        return EngineError(f"engine failed: {type(exc).__name__}")
+    return exc
 
 
 # Sampling values a model's generation_config.json may set that requests can leave unset.
