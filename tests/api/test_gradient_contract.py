@@ -59,8 +59,17 @@ def test_model_sampling_defaults_apply_and_are_echoed(client: TestClient, fake: 
     options = fake.requests[-1][2]
     assert (options.temperature, options.top_p, options.top_k, options.repetition_penalty) == (0.3, 0.8, 20, 1.1)
     assert (body["temperature"], body["top_p"]) == (0.3, 0.8)
+    assert body["max_output_tokens"] == options.max_tokens == 4096 - len(fake.requests[-1][1])  # what was left
     client.post("/v1/responses", json={"model": M, "input": "hi", "temperature": 0.9})
     assert fake.requests[-1][2].temperature == 0.9  # the request's own value wins
+
+
+def test_the_model_default_output_bound_applies_unless_asked_otherwise(client: TestClient, fake: FakeEngine) -> None:
+    fake.info = ModelInfo(name=M, max_model_len=4096, sampling_defaults={"max_tokens": 5.0})
+    body = client.post("/v1/responses", json={"model": M, "input": "hi"}).json()
+    assert fake.requests[-1][2].max_tokens == 5 and body["max_output_tokens"] == 5
+    client.post("/v1/responses", json={"model": M, "input": "hi", "max_output_tokens": 50})
+    assert fake.requests[-1][2].max_tokens == 50
 
 
 def test_neutral_defaults_are_echoed_not_null(client: TestClient) -> None:

@@ -17,6 +17,7 @@ from rich.console import Console
 from vresponses.models import convert, prepare
 from vresponses.models.prepare import (
     DEFAULT_MODEL_NAME,
+    MARKER_FORMAT,
     MARKER_NAME,
     STEPS,
     GgufNotFoundError,
@@ -119,6 +120,8 @@ def test_eos_is_im_end_everywhere(prepared: Prepared) -> None:
     generation = json.loads((prepared.folder / "generation_config.json").read_text())
     config = json.loads((prepared.folder / "config.json").read_text())
     assert generation["eos_token_id"] == config["eos_token_id"] == 2
+    # The model card's sampling and a bound on output: the defaults requests that leave them unset get.
+    assert (generation["temperature"], generation["top_p"], generation["max_new_tokens"]) == (0.2, 0.9, 512)
 
 
 def test_marker_records_source_and_reply(prepared: Prepared) -> None:
@@ -161,13 +164,13 @@ def test_a_folder_is_prepared_only_with_its_marker(tmp_path: Path) -> None:
     folder.mkdir(parents=True)
     _write_fake_folder(folder)
     assert not is_prepared(tmp_path)
-    (folder / MARKER_NAME).write_text(json.dumps({"format": 1, "model": DEFAULT_MODEL_NAME}))
+    (folder / MARKER_NAME).write_text(json.dumps({"format": MARKER_FORMAT, "model": DEFAULT_MODEL_NAME}))
     assert is_prepared(tmp_path)
     (folder / MARKER_NAME).write_text("not json")
     assert not is_prepared(tmp_path)
     (folder / MARKER_NAME).write_text(json.dumps({"format": 99, "model": DEFAULT_MODEL_NAME}))
     assert not is_prepared(tmp_path)
-    (folder / MARKER_NAME).write_text(json.dumps({"format": 1, "model": DEFAULT_MODEL_NAME}))
+    (folder / MARKER_NAME).write_text(json.dumps({"format": MARKER_FORMAT, "model": DEFAULT_MODEL_NAME}))
     (folder / "model.safetensors").unlink()
     assert not is_prepared(tmp_path)
 

@@ -196,8 +196,16 @@ def _translated(exc: Exception, client_error: type[Exception], http_error: type[
 
 
 # Sampling values a model's generation_config.json may set that requests can leave unset.
-SAMPLING_DEFAULTS = ("temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty",
-                     "repetition_penalty")  # fmt: skip
+SAMPLING_DEFAULTS = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "repetition_penalty",
+)
 
 
 def _sampling_defaults(config: Any) -> dict[str, float]:

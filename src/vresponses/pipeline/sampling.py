@@ -35,8 +35,9 @@ def sampling_options(
     logprobs = req.top_logprobs
     if logprobs is None and LOGPROBS_INCLUDE in req.include:
         logprobs = 0
+    wanted = req.max_output_tokens if req.max_output_tokens is not None else defaults.get("max_tokens")
     return SamplingOptions(
-        max_tokens=room if req.max_output_tokens is None else min(req.max_output_tokens, room),
+        max_tokens=room if wanted is None else min(int(wanted), room),
         temperature=temperature,
         top_p=top_p,
         top_k=int(defaults.get("top_k", 0)),

@@ -128,7 +128,7 @@ class Responder:
             top_p=options.top_p,
             presence_penalty=options.presence_penalty,
             frequency_penalty=options.frequency_penalty,
-            max_output_tokens=req.max_output_tokens,
+            max_output_tokens=options.max_tokens,
             tool_choice=req.tool_choice,
             tools=list(req.tools),
             parallel_tool_calls=req.parallel_tool_calls,
