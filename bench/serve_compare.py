@@ -1,5 +1,7 @@
 """Runs vLLM's OpenAI server and vresponses one after the other on the same model and engine options, drives both
-with the same streaming client, and compares throughput, TTFT and ITL. Run: python bench/serve_compare.py"""
+with the same streaming client, and compares throughput, TTFT and ITL; vresponses is measured in both its dialects
+(Gradient chunks and OpenAI's semantic events). vresponses starts exactly as `make run` starts it.
+Run: make bench (or python bench/serve_compare.py)"""
 
 from __future__ import annotations
 
@@ -24,17 +26,17 @@ from rich.console import Console
 from rich.table import Table
 
 NAME = "SmolLM2-135M-Instruct"
-DEFAULT_MODEL = Path.home() / ".cache" / "vresponses" / "models" / NAME
+ROOT = Path(__file__).resolve().parents[1]
+HOME = Path(os.environ.get("VRESPONSES_HOME") or Path.home() / ".cache" / "vresponses")
+DEFAULT_MODEL = HOME / "models" / NAME
 PROMPT = "Write a long story about a dragon who learns to code."
 TEMPERATURE = 0.7
-# The same engine environment for both servers, so only the HTTP layer differs.
-ENV = {
-    "VLLM_CPU_KVCACHE_SPACE": "2",
-    "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
-    "HF_HUB_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",  # vresponses sets this by default; vLLM gets it too to stay equal
-}
+# vLLM's server gets the engine environment `vresponses serve` sets for itself, so only the HTTP layer differs;
+# vresponses gets nothing: it starts as `make run` starts it.
+VLLM_ENV = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 SERVERS = ("vllm", "ours")
+# Each vresponses run is measured in both dialects: the Gradient one under /v1, OpenAI's under /openai/v1.
+SERIES = {"vllm": ("vllm",), "ours": ("ours", "ours-openai")}
 console = Console(width=None if sys.stdout.isatty() else 150)  # a log file gets the whole table
 
 
@@ -111,16 +113,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def kv_cache_bytes(model: str) -> int:
+    """The KV-cache size vresponses picks on this machine (vLLM's server gets the same, as a flag)."""
+    from vresponses.engines.memory import plan_for_model
+
+    return plan_for_model(model, "float32", 4096, None).bytes
+
+
 def command(server: str, model: str, port: int, eager: bool, workdir: Path) -> list[str]:
     """The server's command line; both get the same engine options."""
-    common = ["--dtype", "float32", "--max-model-len", "4096", "--port", str(port)]
+    common = ["--max-model-len", "4096"] + (["--enforce-eager"] if eager else [])
     if server == "vllm":
-        argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model]
-        argv += ["--served-model-name", NAME, *common]
-        return [*argv, "--enforce-eager"] if eager else argv
-    argv = [sys.executable, "-m", "vresponses", "serve", "--model", model, "--served-model-name", NAME, *common]
-    argv += ["--store", f"sqlite:///{workdir / 'bench.db'}"]
-    return [*argv, "--enforce-eager"] if eager else argv
+        argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--port", str(port)]
+        argv += ["--served-model-name", NAME, "--dtype", "float32", *common]
+        return [*argv, "--kv-cache-memory-bytes", str(kv_cache_bytes(model))]
+    args = " ".join(
+        ["--model", model, "--served-model-name", NAME, *common, "--store", f"sqlite:///{workdir / 'bench.db'}"]
+    )
+    return ["make", "-s", "--no-print-directory", "run", f"PORT={port}", "API_KEY=bench-key", f"ARGS={args}"]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -131,6 +141,16 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
     # After the command name: state is field 3, so utime (14) and stime (15) sit at 11 and 12 here.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def front_pid(pid: int) -> int:
+    """The HTTP server process: pid itself, or the child `make run` started (whose CPU is what counts)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid
+    return int(children[0]) if cmdline.startswith(b"make") and children else pid
 
 
 def log_tail(path: Path, lines: int = 60) -> str:
@@ -148,8 +168,14 @@ def running(
     console.print(f"[bold]{server}[/bold]: starting ({'eager' if eager else 'compiled'}), log {log}")
     with log.open("wb") as out:
         # A new session lets one killpg reach the engine-core and compile workers the server forks.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VLLM_")}
         proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **ENV}, start_new_session=True
+            argv,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**env, **VLLM_ENV} if server == "vllm" else env,
+            start_new_session=True,
         )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -166,7 +192,7 @@ def running(
                 pass
             time.sleep(1)
         console.print(f"[bold]{server}[/bold]: healthy after {time.monotonic() - started:.0f} s")
-        yield base, log, proc.pid
+        yield base, log, front_pid(proc.pid)
     finally:
         stop(proc)
 
@@ -190,7 +216,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def request(server: str, tokens: int, store: bool) -> tuple[str, dict[str, object]]:
-    """The path and body asking each server for the same generation."""
+    """The path and body asking each server (and dialect) for the same generation."""
     if server == "vllm":
         return "/v1/chat/completions", {
             "model": NAME,
@@ -214,6 +240,9 @@ def request(server: str, tokens: int, store: bool) -> tuple[str, dict[str, objec
     }
     if not store:
         body["store"] = False
+    if server == "ours-openai":
+        del body["stream_options"]  # OpenAI's dialect always reports usage in its last event
+        return "/openai/v1/responses", body
     return "/v1/responses", body
 
 
@@ -236,20 +265,28 @@ async def one(client: httpx.AsyncClient, path: str, body: dict[str, object]) -> 
                     done = True
                     break
                 chunk = json.loads(data)
-                if "error" in chunk:
-                    sample.error = f"stream error: {chunk['error']}"
+                if "error" in chunk or chunk.get("type") in ("error", "response.failed"):
+                    sample.error = f"stream error: {chunk.get('error') or chunk}"
                     return sample
                 now = time.perf_counter()
-                for choice in chunk.get("choices") or ():
-                    if (choice.get("delta") or {}).get("content"):
-                        if last is None:
-                            sample.ttft = now - start
-                        else:
-                            sample.gaps.append(now - last)
-                        last = now
-                        sample.chunks += 1
+                kind = chunk.get("type")
+                content = kind == "response.output_text.delta" or any(
+                    (choice.get("delta") or {}).get("content") for choice in chunk.get("choices") or ()
+                )
+                if content:
+                    if last is None:
+                        sample.ttft = now - start
+                    else:
+                        sample.gaps.append(now - last)
+                    last = now
+                    sample.chunks += 1
                 if chunk.get("usage"):
                     sample.tokens = int(chunk["usage"]["completion_tokens"])
+                if kind in ("response.completed", "response.incomplete"):
+                    # OpenAI's dialect ends with its terminal event (there is no [DONE]).
+                    sample.tokens = int(chunk["response"]["usage"]["output_tokens"])
+                    done = True
+                    break
             sample.duration = time.perf_counter() - start
     except (httpx.HTTPError, json.JSONDecodeError) as exc:
         sample.error = f"{type(exc).__name__}: {exc}"
@@ -288,28 +325,33 @@ async def warm_up(base: str, server: str, top: int, store: bool) -> None:
             raise RuntimeError(f"{server} warm-up failed: {bad[0]}")
 
 
-def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> list[Level]:
-    levels: list[Level] = []
+def bench_server(server: str, args: argparse.Namespace, workdir: Path) -> dict[str, list[Level]]:
     with running(server, args.model, args.enforce_eager, workdir, args.start_timeout) as (base, log, pid):
-        asyncio.run(warm_up(base, server, max(args.concurrency), args.store))
-        for c in args.concurrency:
-            n = args.requests_per_level or max(8, 2 * c)
-            load, cpu = os.getloadavg()[0], cpu_seconds(pid)
-            level = asyncio.run(drive(base, server, c, n, args.tokens, args.store))
-            # The front process shares the 2 cores with the engine, so its CPU per token costs throughput.
-            level.load, level.front_cpu = load, cpu_seconds(pid) - cpu
-            levels.append(level)
-            errors = [s.error for s in level.samples if s.error]
-            console.print(
-                f"  {server} c={c}: {n} requests in {level.wall:.1f} s, {level.tok_s:.1f} tok/s, "
-                f"TTFT p50 {level.ttft_ms:.0f} ms, ITL p50 {level.itl_ms:.1f} ms, TPOT p50 {level.tpot_ms:.1f} ms, "
-                f"slowest {level.slowest_s:.1f} s, front CPU {level.front_ms_per_token:.2f} ms/tok, load {load:.1f}"
-                + (f", [red]{len(errors)} errors[/red]" if errors else ""),
-                soft_wrap=True,
-            )
-            if errors:
-                # Report the server's side of failures rather than hiding them behind client retries.
-                console.print(f"[red]first error:[/red] {errors[0]}\n[red]server log tail:[/red]\n{log_tail(log)}")
+        return {series: measure(series, base, log, pid, args) for series in SERIES[server]}
+
+
+def measure(server: str, base: str, log: Path, pid: int, args: argparse.Namespace) -> list[Level]:
+    """Every concurrency level against one running server, in one dialect."""
+    levels: list[Level] = []
+    asyncio.run(warm_up(base, server, max(args.concurrency), args.store))
+    for c in args.concurrency:
+        n = args.requests_per_level or max(8, 2 * c)
+        load, cpu = os.getloadavg()[0], cpu_seconds(pid)
+        level = asyncio.run(drive(base, server, c, n, args.tokens, args.store))
+        # The front process shares the 2 cores with the engine, so its CPU per token costs throughput.
+        level.load, level.front_cpu = load, cpu_seconds(pid) - cpu
+        levels.append(level)
+        errors = [s.error for s in level.samples if s.error]
+        console.print(
+            f"  {server} c={c}: {n} requests in {level.wall:.1f} s, {level.tok_s:.1f} tok/s, "
+            f"TTFT p50 {level.ttft_ms:.0f} ms, ITL p50 {level.itl_ms:.1f} ms, TPOT p50 {level.tpot_ms:.1f} ms, "
+            f"slowest {level.slowest_s:.1f} s, front CPU {level.front_ms_per_token:.2f} ms/tok, load {load:.1f}"
+            + (f", [red]{len(errors)} errors[/red]" if errors else ""),
+            soft_wrap=True,
+        )
+        if errors:
+            # Report the server's side of failures rather than hiding them behind client retries.
+            console.print(f"[red]first error:[/red] {errors[0]}\n[red]server log tail:[/red]\n{log_tail(log)}")
     return levels
 
 
@@ -326,7 +368,8 @@ def report(results: dict[str, list[Level]], args: argparse.Namespace) -> None:
     mode = "enforce-eager" if args.enforce_eager else "compiled"
     table = Table(
         title=f"{NAME}, {args.tokens} output tokens/request, {mode}, {os.cpu_count()} CPUs",
-        caption="ours: vresponses POST /v1/responses; vLLM: its OpenAI server, POST /v1/chat/completions.\n"
+        caption="ours: vresponses POST /v1/responses (Gradient) and /openai/v1/responses (OpenAI); "
+        "vLLM: its OpenAI server, POST /v1/chat/completions.\n"
         "TPOT: (last - first content chunk) / (tokens - 1) per request. front CPU: CPU time of the server's HTTP "
         "process (not its engine core) per output token. load: highest 1-minute load average "
         "just before the level (the server under test adds to it); far above the CPU count, timings are noisy.",
@@ -346,8 +389,9 @@ def report(results: dict[str, list[Level]], args: argparse.Namespace) -> None:
     )
     for col in (*cols, "front CPU ms/tok", "load"):
         table.add_column(col, justify="right" if col not in ("server",) else "left")
+    labels = {"vllm": "vLLM", "ours": "ours (Gradient)", "ours-openai": "ours (OpenAI)"}
     for c in args.concurrency:
-        for server in SERVERS:
+        for server in labels:
             for lv in results.get(server, []):
                 if lv.concurrency != c:
                     continue
@@ -355,7 +399,7 @@ def report(results: dict[str, list[Level]], args: argparse.Namespace) -> None:
                 per = lv.tokens / len(ok) if ok else 0.0
                 table.add_row(
                     str(c),
-                    "ours" if server == "ours" else "vLLM",
+                    labels[server],
                     str(len(lv.samples)),
                     str(len(lv.samples) - len(ok)),
                     f"{per:.0f}",
@@ -386,6 +430,18 @@ def report(results: dict[str, list[Level]], args: argparse.Namespace) -> None:
             f"{vllm.tpot_ms / ours.tpot_ms:.2f}" if ours.tpot_ms else "-",
         )
     console.print(ratios)
+    if results.get("ours-openai"):
+        dialects = Table(title="Dialects: OpenAI's semantic events against Gradient chunks (1.00 = the same)")
+        for col in ("level", "tok/s OpenAI/Gradient", "TTFT p50 Gradient/OpenAI", "ITL p50 Gradient/OpenAI"):
+            dialects.add_column(col, justify="right")
+        for gradient, oai in zip(results["ours"], results["ours-openai"], strict=True):
+            dialects.add_row(
+                str(gradient.concurrency),
+                f"{oai.tok_s / gradient.tok_s:.2f}" if gradient.tok_s else "-",
+                f"{gradient.ttft_ms / oai.ttft_ms:.2f}" if oai.ttft_ms else "-",
+                f"{gradient.itl_ms / oai.itl_ms:.2f}" if oai.itl_ms else "-",
+            )
+        console.print(dialects)
 
 
 def main() -> int:
@@ -413,7 +469,8 @@ def main() -> int:
             for server in SERVERS if r % 2 == 0 else SERVERS[::-1]:
                 if args.only in (None, server):
                     try:
-                        runs.setdefault(server, []).append(bench_server(server, args, workdir))
+                        for series, levels in bench_server(server, args, workdir).items():
+                            runs.setdefault(series, []).append(levels)
                     except RuntimeError as exc:
                         console.print(f"[red]{exc}[/red]")
                         return 1

@@ -147,7 +147,10 @@ def test_json_schema_format_constrains_decoding(sdk: OpenAI, fake: FakeEngine) -
         text={"format": {"type": "json_schema", "name": "city", "schema": schema, "strict": True}},
     )
     constraint = fake.requests[-1][2].constraint
-    assert constraint is not None and constraint.json == schema
+    assert constraint is not None and constraint.json == {
+        **schema,
+        "properties": {"city": {"type": "string", "maxLength": 512}},
+    }
     assert json.loads(r.output_text) == {"city": "Paris"}
     assert r.text.format.type == "json_schema"
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from vresponses.engines.base import Constraint, ModelInfo, SamplingOptions
 from vresponses.parsers.base import ToolParser, ToolSpec
 from vresponses.pipeline.request import ResponseRequest
-from vresponses.pipeline.tools import constraint, output_schema
+from vresponses.pipeline.tools import bounded, constraint, output_schema
 
 # Values the API's own defaults give when neither the request nor the model sets them.
 NEUTRAL = {"temperature": 1.0, "top_p": 1.0}
@@ -56,4 +56,6 @@ def _constraint(req: ResponseRequest, forced: Sequence[ToolSpec], parser: type[T
     if forced:
         return constraint(forced, req.parallel_tool_calls, parser.call_format)
     schema = output_schema(req.text)
-    return Constraint(json=schema) if schema is not None else None
+    # Strings without a bound of their own get one in the grammar, as in forced calls: a never-closed string
+    # would otherwise run to max_output_tokens and leave JSON that does not parse.
+    return Constraint(json=bounded(schema)) if schema is not None else None
