@@ -11,11 +11,11 @@ import time
 
 import msgspec
 
-from vresponses.engines.base import TokenLogprob
+from vresponses.engines.base import SamplingOptions, TokenLogprob
 from vresponses.parsers.base import ToolSpec
 from vresponses.pipeline.events import Status, Usage, status_of
 from vresponses.pipeline.items import Item, Message, OutputText
-from vresponses.pipeline.request import ReasoningOptions, TextFormat, ToolChoice
+from vresponses.pipeline.request import ReasoningOptions, ResponseRequest, TextFormat, ToolChoice
 
 
 class ResponseObject(msgspec.Struct, kw_only=True, frozen=True):
@@ -90,6 +90,41 @@ class ResponseObject(msgspec.Struct, kw_only=True, frozen=True):
     def with_status(self, status: Status) -> ResponseObject:
         """This response with another status (the stored column is authoritative, e.g. after a lease expired)."""
         return self if status == self.status else msgspec.structs.replace(self, status=status)
+
+
+def new_response(response_id: str, req: ResponseRequest, model: str, options: SamplingOptions) -> ResponseObject:
+    """The response as created for req: the settings it runs with (as used), queued or in progress, no output."""
+    return ResponseObject(
+        id=response_id,
+        created=int(time.time()),
+        model=model,
+        status=Status.QUEUED if req.background else Status.IN_PROGRESS,
+        instructions=req.instructions,
+        temperature=options.temperature,
+        top_p=options.top_p,
+        presence_penalty=options.presence_penalty,
+        frequency_penalty=options.frequency_penalty,
+        max_output_tokens=options.max_tokens,
+        tool_choice=req.tool_choice,
+        tools=list(req.tools),
+        parallel_tool_calls=req.parallel_tool_calls,
+        top_logprobs=req.top_logprobs,
+        user=req.user,
+        metadata=req.metadata,
+        background=req.background,
+        store=req.store,
+        previous_response_id=req.previous_response_id,
+        text_format=req.text,
+        verbosity=req.verbosity,
+        reasoning=req.reasoning,
+        truncation=req.truncation,
+        max_tool_calls=req.max_tool_calls,
+        include=req.include,
+        prompt_cache_key=req.prompt_cache_key,
+        safety_identifier=req.safety_identifier,
+        service_tier=req.service_tier,
+        builtin_tools=req.builtin_tools,
+    )
 
 
 def new_response_id() -> str:

@@ -21,7 +21,7 @@ from vresponses.pipeline.items import Item, ItemReference, decode_items, encode_
 from vresponses.pipeline.output import OutputBuilder
 from vresponses.pipeline.prompt import PromptBuilder
 from vresponses.pipeline.request import ResponseRequest
-from vresponses.pipeline.response import ResponseObject, encode_response, new_response_id
+from vresponses.pipeline.response import ResponseObject, encode_response, new_response, new_response_id
 from vresponses.pipeline.sampling import sampling_options
 from vresponses.pipeline.template import ChatTemplate
 from vresponses.pipeline.tools import check_output_format, check_tools, forced_tools, offered_tools
@@ -118,37 +118,7 @@ class Responder:
             forced={t.name: t for t in forced} if forced else None,
             parallel_tool_calls=req.parallel_tool_calls,
         )
-        response = ResponseObject(
-            id=response_id,
-            created=int(time.time()),
-            model=self.engine.info.name,
-            status=Status.QUEUED if req.background else Status.IN_PROGRESS,
-            instructions=req.instructions,
-            temperature=options.temperature,
-            top_p=options.top_p,
-            presence_penalty=options.presence_penalty,
-            frequency_penalty=options.frequency_penalty,
-            max_output_tokens=options.max_tokens,
-            tool_choice=req.tool_choice,
-            tools=list(req.tools),
-            parallel_tool_calls=req.parallel_tool_calls,
-            top_logprobs=req.top_logprobs,
-            user=req.user,
-            metadata=req.metadata,
-            background=req.background,
-            store=req.store,
-            previous_response_id=req.previous_response_id,
-            text_format=req.text,
-            verbosity=req.verbosity,
-            reasoning=req.reasoning,
-            truncation=req.truncation,
-            max_tool_calls=req.max_tool_calls,
-            include=req.include,
-            prompt_cache_key=req.prompt_cache_key,
-            safety_identifier=req.safety_identifier,
-            service_tier=req.service_tier,
-            builtin_tools=req.builtin_tools,
-        )
+        response = new_response(response_id, req, self.engine.info.name, options)
         return Prepared(response, plan, req.items, req.tenant, history=(*prompt.kept, *req.items))
 
     async def count_tokens(self, req: ResponseRequest) -> int:
