@@ -275,3 +275,13 @@ def test_get_stream_replays_a_stored_response(client: TestClient, fake: FakeEngi
     assert "".join(d.get("delta", "") for k, d in replayed if k == "response.output_text.delta") == "ab"
     later = sse(client.get(f"/openai/v1/responses/{rid}?stream=true&starting_after=3").text)
     assert [d["sequence_number"] for _, d in later] == [d["sequence_number"] for _, d in replayed][4:]
+
+
+def test_get_stream_follows_a_running_background_response(client: TestClient, fake: FakeEngine) -> None:
+    fake.enqueue("x", "y", "z", delay=0.05)
+    created = client.post("/openai/v1/responses", json={"model": M, "input": "hi", "background": True}).json()
+    assert created["status"] == "queued"
+    events = sse(client.get(f"/openai/v1/responses/{created['id']}?stream=true").text)
+    assert events[-1][0] == "response.completed"
+    assert "".join(d.get("delta", "") for k, d in events if k == "response.output_text.delta") == "xyz"
+    assert [d["sequence_number"] for _, d in events] == list(range(len(events)))
