@@ -190,7 +190,7 @@ class Responder:
         Started comes with the engine's first output, so a request the engine rejects fails before any event.
         """
         response = prepared.response
-        output = OutputBuilder(with_logprobs=prepared.plan.options.logprobs is not None)
+        output = OutputBuilder(with_logprobs=prepared.plan.options.logprobs is not None, tools=response.tools)
         ended = False
         try:
             async with aclosing(generate(self.engine, prepared.plan, output)) as events:
