@@ -266,3 +266,20 @@ def test_a_replayed_stream_shows_the_custom_call_as_streamed(client: TestClient,
     assert [d for k, d in replayed if k == "response.output_item.done"] == [
         d for k, d in live if k == "response.output_item.done"
     ]
+
+
+def test_a_custom_call_without_an_input_argument_hands_over_what_the_model_wrote(
+    client: TestClient, fake: FakeEngine
+) -> None:
+    # An unconstrained small model may name the freeform tool with other arguments: the client gets them as written.
+    fake.enqueue(call("apply_patch", {"patch": "x"}))
+    r = client.post("/openai/v1/responses", json={"model": M, "input": "edit", "tools": [APPLY_PATCH]}).json()
+    [item] = r["output"]
+    assert item["type"] == "custom_tool_call" and json.loads(item["input"]) == {"patch": "x"}
+
+
+def test_tool_kinds_this_server_cannot_offer_are_a_400_naming_the_type(client: TestClient) -> None:
+    for kind in ("local_shell", "tool_search"):
+        r = client.post("/openai/v1/responses", json=codex_body("hi", [SHELL, {"type": kind}]))
+        assert r.status_code == 400 and kind in r.json()["error"]["message"]
+        assert r.json()["error"]["param"] == "tools[1]"
