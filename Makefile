@@ -20,6 +20,19 @@ $(VENV)/.engine: pyproject.toml
 	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
 	touch $@
 
+# Codex CLI, pinned, for its end-to-end test (tests/e2e/test_codex.py, which is skipped when npm is missing).
+# The npm package carries the Linux binary in an optional dependency; nothing else is downloaded when it runs.
+CODEX_VERSION := 0.171.0
+CODEX_STAMP := $(VENV)/codex/.installed-$(CODEX_VERSION)
+
+$(CODEX_STAMP):
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --prefix $(VENV)/codex --no-save --no-audit --no-fund --no-update-notifier --loglevel=error \
+			@openai/codex@$(CODEX_VERSION) && touch $@; \
+	else \
+		echo "npm not found: the Codex CLI test will be skipped"; \
+	fi
+
 $(VENV)/.dev: $(VENV)/.engine
 	$(BIN)/pip install --quiet -e '.[cpu,prepare,dev]'
 	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
@@ -36,7 +49,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: $(VENV)/.dev lint
+test: $(VENV)/.dev lint $(CODEX_STAMP)
 	$(BIN)/vresponses models prepare
 	VRESPONSES_TEST_PG_URL="$${VRESPONSES_TEST_PG_URL:-$$(bash .ci/postgres.sh 2>/dev/null | tail -n 1)}" \
 		$(BIN)/python -m pytest -q -p no:cacheprovider

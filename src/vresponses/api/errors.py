@@ -67,7 +67,8 @@ def translate(exc: BaseException) -> APIError:
 
 # Union branch labels pydantic puts in error locations: not fields, so never part of a param.
 _BRANCHES = {"str", "int", "float", "bool", "[key]", "message", "function_call", "function_call_output", "reasoning",
-             "item_reference", "compaction", "web_search_call", "unknown"}  # fmt: skip
+             "item_reference", "compaction", "web_search_call", "custom_tool_call", "custom_tool_call_output",
+             "unknown"}  # fmt: skip
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

@@ -93,10 +93,31 @@ class FunctionCallIn(Open):
     arguments: str
     id: str | None = None
     status: str | None = None
+    namespace: str | None = None
+
+
+class CustomToolCallIn(Open):
+    """A call to a freeform (`custom`) tool, as a client hands it back: its input is free text."""
+
+    type: Literal["custom_tool_call"]
+    call_id: str
+    name: str
+    input: str
+    id: str | None = None
+    status: str | None = None
+    namespace: str | None = None
 
 
 class FunctionCallOutputIn(Open):
     type: Literal["function_call_output"]
+    call_id: str
+    output: str | list[ContentPart]
+    id: str | None = None
+    status: str | None = None
+
+
+class CustomToolCallOutputIn(Open):
+    type: Literal["custom_tool_call_output"]
     call_id: str
     output: str | list[ContentPart]
     id: str | None = None
@@ -151,6 +172,8 @@ class UnknownItem(Open):
 _TYPED = {
     "function_call": "function_call",
     "function_call_output": "function_call_output",
+    "custom_tool_call": "custom_tool_call",
+    "custom_tool_call_output": "custom_tool_call_output",
     "reasoning": "reasoning",
     "item_reference": "item_reference",
     "compaction": "compaction",
@@ -173,6 +196,8 @@ InputItem = Annotated[
     Annotated[MessageIn, Tag("message")]
     | Annotated[FunctionCallIn, Tag("function_call")]
     | Annotated[FunctionCallOutputIn, Tag("function_call_output")]
+    | Annotated[CustomToolCallIn, Tag("custom_tool_call")]
+    | Annotated[CustomToolCallOutputIn, Tag("custom_tool_call_output")]
     | Annotated[ReasoningIn, Tag("reasoning")]
     | Annotated[ItemReferenceIn, Tag("item_reference")]
     | Annotated[CompactionIn, Tag("compaction")]

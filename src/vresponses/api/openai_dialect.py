@@ -12,6 +12,7 @@ from typing import Any
 from vresponses.api import errors
 from vresponses.api.wire import encode, logprob_entries, tool_wire, usage_wire
 from vresponses.errors import APIError
+from vresponses.parsers.base import ToolSpec
 from vresponses.pipeline.events import (
     ArgumentsDelta,
     Event,
@@ -74,6 +75,41 @@ def _message(item: Message, item_id: str, with_logprobs: bool) -> dict[str, Any]
     }
 
 
+def _call(item: FunctionCall, item_id: str) -> dict[str, Any]:
+    # A call to a freeform tool is written as the client declared the tool: a custom_tool_call with its text input.
+    out: dict[str, Any] = {"type": "custom_tool_call" if item.custom else "function_call", "id": item_id}
+    out["call_id"] = item.call_id
+    if item.namespace:
+        out["namespace"] = item.namespace  # clients route a namespaced function by namespace and name
+    out["name"] = item.name
+    if item.custom:
+        out["input"] = item.input
+    else:
+        out["arguments"] = item.arguments
+    out["status"] = item.status or "completed"
+    return out
+
+
+def tools_wire(tools: list[ToolSpec]) -> list[dict[str, Any]]:
+    """Function tools as the client declared them: freeform tools as `custom`, namespaced ones regrouped."""
+    out: list[dict[str, Any]] = []
+    spaces: dict[str, list[dict[str, Any]]] = {}
+    for tool in tools:
+        if tool.custom:
+            # Offered to the model as free text: no grammar is enforced.
+            wire = {"type": "custom", "name": tool.name, "description": tool.description, "format": {"type": "text"}}
+        else:
+            wire = tool_wire(tool) | {"strict": None}
+        if tool.namespace is None:
+            out.append(wire)
+        elif tool.namespace in spaces:
+            spaces[tool.namespace].append(wire)
+        else:
+            spaces[tool.namespace] = [wire]
+            out.append({"type": "namespace", "name": tool.namespace, "tools": spaces[tool.namespace]})
+    return out
+
+
 def item_wire(item: Item, item_id: str | None = None, include: tuple[str, ...] = (), logprobs: bool = False) -> Any:
     """One item in this dialect (output items, and input items as /input_items lists them)."""
     if isinstance(item, Message):
@@ -91,17 +127,10 @@ def item_wire(item: Item, item_id: str | None = None, include: tuple[str, ...] =
             out["encrypted_content"] = item.encrypted_content or seal(item.text)
         return out
     if isinstance(item, FunctionCall):
-        return {
-            "type": "function_call",
-            "id": item.id or item_id or item.call_id,
-            "call_id": item.call_id,
-            "name": item.name,
-            "arguments": item.arguments,
-            "status": item.status or "completed",
-        }
+        return _call(item, item.id or item_id or item.call_id)
     if isinstance(item, FunctionCallOutput):
         return {
-            "type": "function_call_output",
+            "type": "custom_tool_call_output" if item.custom else "function_call_output",
             "id": item.id or item_id,
             "call_id": item.call_id,
             "output": item.output,
@@ -172,7 +201,7 @@ def response_wire(r: ResponseObject) -> dict[str, Any]:
         "instructions": r.instructions,
         "output": [item_wire(i, f"msg_{r.id[5:21]}_{n}", r.include, logprobs) for n, i in enumerate(r.output)],
         "error": _error(r),
-        "tools": [tool_wire(t) | {"strict": None} for t in r.tools] + [{"type": t} for t in r.builtin_tools],
+        "tools": tools_wire(r.tools) + [{"type": t} for t in r.builtin_tools],
         "tool_choice": _tool_choice(r),
         "truncation": r.truncation,
         "parallel_tool_calls": r.parallel_tool_calls,
@@ -209,6 +238,8 @@ class EventWriter:
         self._seq = 0
         self._logprobs = response.top_logprobs is not None or "message.output_text.logprobs" in response.include
         self._prefix: dict[str, bytes] = {}
+        # Freeform tool calls: their argument deltas are the JSON wrapping of the input, not the input.
+        self._custom: set[str] = set()
 
     @property
     def written(self) -> int:
@@ -242,6 +273,8 @@ class EventWriter:
             tail = b',"output_index":%d,"content_index":0,"delta":' % event.output_index
             yield self._delta("response.reasoning_text.delta", event.item_id, tail + encode(event.text) + b"}")
         elif isinstance(event, ArgumentsDelta):
+            if event.item_id in self._custom:
+                return
             tail = b',"output_index":%d,"delta":' % event.output_index
             yield self._delta("response.function_call_arguments.delta", event.item_id, tail + encode(event.text) + b"}")
         elif isinstance(event, ItemStarted):
@@ -281,14 +314,10 @@ class EventWriter:
                 "response.content_part.added", {"item_id": e.item_id, **at, "content_index": 0, "part": part}
             )
         elif e.kind == "function_call":
-            item = {
-                "type": "function_call",
-                "id": e.item_id,
-                "call_id": e.call_id,
-                "name": e.name,
-                "arguments": "",
-                "status": "in_progress",
-            }
+            call = FunctionCall(e.call_id or "", e.name or "", "", None, "in_progress", e.custom, e.namespace)
+            item = _call(call, e.item_id)
+            if e.custom:
+                self._custom.add(e.item_id)
             yield self._out("response.output_item.added", {**at, "item": item})
         else:
             item = {
@@ -314,6 +343,11 @@ class EventWriter:
             part = {"type": "reasoning_text", "text": item.text}
             yield self._out("response.reasoning_text.done", {**at, "content_index": 0, "text": item.text})
             yield self._out("response.content_part.done", {**at, "content_index": 0, "part": part})
+        elif isinstance(item, FunctionCall) and item.custom:
+            # The input is known whole only once the call is: it streams as one delta.
+            text = wire["input"]
+            yield self._out("response.custom_tool_call_input.delta", {**at, "delta": text})
+            yield self._out("response.custom_tool_call_input.done", {**at, "input": text})
         elif isinstance(item, FunctionCall):
             yield self._out(
                 "response.function_call_arguments.done", {**at, "name": item.name, "arguments": item.arguments}

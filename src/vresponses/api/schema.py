@@ -10,6 +10,8 @@ from vresponses.api.input_schema import (
     WEB_SEARCH_TYPES,
     CompactionIn,
     ContentPart,
+    CustomToolCallIn,
+    CustomToolCallOutputIn,
     FunctionCallIn,
     FunctionCallOutputIn,
     InputItem,
@@ -34,6 +36,7 @@ from vresponses.pipeline.items import (
     Source,
     ToolCall,
     WebSearchCall,
+    custom_arguments,
     new_id,
 )
 from vresponses.pipeline.request import ReasoningOptions, ResponseRequest, TextFormat, ToolChoice
@@ -194,7 +197,7 @@ def to_request(body: CreateResponse, tenant: str) -> ResponseRequest:
     )
 
 
-def _tools(tools: list[ToolIn]) -> tuple[tuple[ToolSpec, ...], tuple[str, ...]]:
+def _tools(tools: list[ToolIn], namespace: str | None = None) -> tuple[tuple[ToolSpec, ...], tuple[str, ...]]:
     """Function tools (namespaces flattened, custom tools as one-string functions) and built-in tool types."""
     specs: list[ToolSpec] = []
     builtin: list[str] = []
@@ -203,20 +206,20 @@ def _tools(tools: list[ToolIn]) -> tuple[tuple[ToolSpec, ...], tuple[str, ...]]:
             if "web_search" not in builtin:
                 builtin.append("web_search")
         elif tool.type == "namespace":
-            specs.extend(_tools(tool.tools or [])[0])
+            specs.extend(_tools(tool.tools or [], tool.name)[0])
         else:
-            specs.append(_function(tool))
+            specs.append(_function(tool, namespace))
     return tuple(specs), tuple(builtin)
 
 
-def _function(tool: ToolIn) -> ToolSpec:
+def _function(tool: ToolIn, namespace: str | None) -> ToolSpec:
     chat = tool.function
     name = tool.name or (chat.name if chat else None) or ""
     description = tool.description or (chat.description if chat else None)
     if tool.type == "custom":
-        return ToolSpec(name=name, description=description, parameters=dict(CUSTOM_INPUT))
+        return ToolSpec(name, description, dict(CUSTOM_INPUT), custom=True, namespace=namespace)
     parameters = tool.parameters if tool.parameters is not None else chat.parameters if chat else None
-    return ToolSpec(name=name, description=description, parameters=parameters or dict(EMPTY_PARAMETERS))
+    return ToolSpec(name, description, parameters or dict(EMPTY_PARAMETERS), namespace=namespace)
 
 
 def _tool_choice(choice: str | ToolChoiceIn | None, have_tools: bool) -> ToolChoice:
@@ -243,10 +246,14 @@ def _item(item: Any, param: str) -> Item:
         calls = tuple(ToolCall(c.id, c.function.name, c.function.arguments) for c in item.tool_calls or ())
         return Message(role=item.role, content=_text(item.content), tool_calls=calls, tool_call_id=item.tool_call_id)
     if isinstance(item, FunctionCallIn):
-        return FunctionCall(call_id=item.call_id, name=item.name, arguments=item.arguments, id=item.id)
-    if isinstance(item, FunctionCallOutputIn):
+        return FunctionCall(item.call_id, item.name, item.arguments, id=item.id, namespace=item.namespace)
+    if isinstance(item, CustomToolCallIn):
+        # Inside, a freeform call is the one-string function call the model was offered.
+        arguments = custom_arguments(item.input)
+        return FunctionCall(item.call_id, item.name, arguments, id=item.id, custom=True, namespace=item.namespace)
+    if isinstance(item, FunctionCallOutputIn | CustomToolCallOutputIn):
         output = item.output if isinstance(item.output, str) else _text(item.output)
-        return FunctionCallOutput(call_id=item.call_id, output=output, id=item.id)
+        return FunctionCallOutput(item.call_id, output, id=item.id, custom=isinstance(item, CustomToolCallOutputIn))
     if isinstance(item, ReasoningIn):
         text = "".join(c.text or "" for c in item.content or ())
         if not text and item.encrypted_content:

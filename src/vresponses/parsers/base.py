@@ -11,11 +11,17 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
-    """A function tool as offered to the model: name, description and JSON Schema parameters."""
+    """A function tool as offered to the model: name, description and JSON Schema parameters.
+
+    `custom`: the client declared a freeform tool (offered as a function of one string, `input`); `namespace`: the
+    client's namespace tool it came from. Both only change how calls to it are written back to that client.
+    """
 
     name: str
     description: str | None = None
     parameters: Mapping[str, object] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    custom: bool = False
+    namespace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

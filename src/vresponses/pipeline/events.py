@@ -48,13 +48,16 @@ class Started:
 
 @dataclass(frozen=True, slots=True)
 class ItemStarted:
-    """A new output item begins; calls carry their call id and name from the start."""
+    """A new output item begins; calls carry their call id and name (and the tool's kind) from the start."""
 
     item_id: str
     output_index: int
     kind: ItemKind
     call_id: str | None = None
     name: str | None = None
+    # A call to a client's freeform tool, or to a function of one of its namespace tools.
+    custom: bool = False
+    namespace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 
 import msgspec
@@ -40,21 +41,43 @@ class Message(msgspec.Struct, frozen=True, tag="message"):
 
 
 class FunctionCall(msgspec.Struct, frozen=True, tag="function_call"):
-    """A function call the assistant made, as a Responses item."""
+    """A function call the assistant made, as a Responses item.
+
+    A call to a client's freeform tool (`custom`) is a call whose arguments are `{"input": text}`, as the model was
+    offered it; `namespace` names the client's namespace tool the function belongs to.
+    """
 
     call_id: str
     name: str
     arguments: str
     id: str | None = None
     status: str | None = None
+    custom: bool = False
+    namespace: str | None = None
+
+    @property
+    def input(self) -> str:
+        """A custom call's freeform input: the `input` argument, or the arguments as written if they hold none."""
+        try:
+            value = json.loads(self.arguments)
+        except ValueError:
+            return self.arguments
+        found = value.get("input") if isinstance(value, dict) else None
+        return found if isinstance(found, str) else self.arguments
+
+
+def custom_arguments(text: str) -> str:
+    """The arguments of a custom tool call whose freeform input is text."""
+    return json.dumps({"input": text}, ensure_ascii=False)
 
 
 class FunctionCallOutput(msgspec.Struct, frozen=True, tag="function_call_output"):
-    """The result of executing a function call, sent back by the client."""
+    """The result of executing a function call, sent back by the client (`custom`: of a freeform tool's call)."""
 
     call_id: str
     output: str
     id: str | None = None
+    custom: bool = False
 
 
 class Reasoning(msgspec.Struct, frozen=True, tag="reasoning"):

@@ -6,9 +6,11 @@ same builder, so an interrupted run can still store what was produced (`snapshot
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from vresponses.engines.base import TokenLogprob
+from vresponses.parsers.base import ToolSpec
 from vresponses.pipeline.events import (
     ArgumentsDelta,
     ItemDone,
@@ -30,6 +32,8 @@ class _Open:
     index: int
     call_id: str | None = None
     name: str | None = None
+    # The called tool when the client declared it freeform or inside a namespace (else None).
+    tool: ToolSpec | None = None
     parts: list[str] = field(default_factory=list)
     logprobs: list[TokenLogprob] = field(default_factory=list)
 
@@ -37,8 +41,10 @@ class _Open:
 class OutputBuilder:
     """Turns pieces into item events in model order: text → call → text is three items."""
 
-    def __init__(self, with_logprobs: bool = False, first_index: int = 0) -> None:
+    def __init__(self, with_logprobs: bool = False, first_index: int = 0, tools: Sequence[ToolSpec] = ()) -> None:
         self.items: list[Item] = []
+        # Tools whose calls are written back differently (freeform or namespaced), by name; usually none.
+        self._special = {t.name: t for t in tools if t.custom or t.namespace}
         self._with_logprobs = with_logprobs
         self._next_index = first_index
         self._open: _Open | None = None
@@ -60,10 +66,14 @@ class OutputBuilder:
     def _start(self, kind: ItemKind, prefix: str, out: list[ItemEvent], name: str | None = None) -> _Open:
         out.extend(self.close())
         call_id = new_id("call") if kind == "function_call" else None
-        item = _Open(kind, new_id(prefix), self._next_index, call_id, name)
+        tool = self._special.get(name) if name and self._special else None
+        if tool is not None and tool.custom:
+            prefix = "ctc"
+        item = _Open(kind, new_id(prefix), self._next_index, call_id, name, tool)
         self._next_index += 1
         self._open = item
-        out.append(ItemStarted(item.item_id, item.index, kind, call_id, name))
+        custom, namespace = (tool.custom, tool.namespace) if tool else (False, None)
+        out.append(ItemStarted(item.item_id, item.index, kind, call_id, name, custom, namespace))
         return item
 
     def text(self, text: str, logprobs: tuple[TokenLogprob, ...] = ()) -> list[ItemEvent]:
@@ -132,8 +142,15 @@ class OutputBuilder:
             return Message(role="assistant", content=text, id=item.item_id, status=status, logprobs=logprobs)
         if item.kind == "reasoning":
             return Reasoning(id=item.item_id, text=text, status=status)
+        tool = item.tool
         return FunctionCall(
-            call_id=item.call_id or "", name=item.name or "", arguments=text, id=item.item_id, status=status
+            call_id=item.call_id or "",
+            name=item.name or "",
+            arguments=text,
+            id=item.item_id,
+            status=status,
+            custom=tool is not None and tool.custom,
+            namespace=tool.namespace if tool else None,
         )
 
     def snapshot(self) -> list[Item]:

@@ -48,7 +48,7 @@ def _item_events(index: int, item: Item) -> list[ItemEvent]:
     if isinstance(item, FunctionCall):
         item_id = item.id or item.call_id
         return [
-            ItemStarted(item_id, index, "function_call", item.call_id, item.name),
+            ItemStarted(item_id, index, "function_call", item.call_id, item.name, item.custom, item.namespace),
             ArgumentsDelta(item_id, index, item.arguments),
             ItemDone(index, item),
         ]

@@ -93,16 +93,18 @@ class Responder:
         check_output_format(req.text)
         if req.background and not req.store:
             raise InvalidRequest("background responses must be stored; drop 'store': false.", param="background")
+        history = await self.history(req.previous_response_id, req.tenant, local) if req.previous_response_id else []
+        req = replace(req, items=resolve_references(req.items, history))
+        offered = offered_tools(req.tools, req.tool_choice)
+        # The context check comes first: a client whose prompt cannot fit (Codex's default one) is told that, as
+        # `context_length_exceeded`, whatever else its request asks for.
+        prompt = self.prompts.build(history, req, offered)
         if req.builtin_tools or req.tool_choice.mode == "web_search":
             raise InvalidRequest(
                 "Web search is not configured on this server: start it with --web-search PROVIDER "
                 "(searxng=URL, ddgs, brave, tavily or local=PATH).",
                 param="tools",
             )
-        history = await self.history(req.previous_response_id, req.tenant, local) if req.previous_response_id else []
-        req = replace(req, items=resolve_references(req.items, history))
-        offered = offered_tools(req.tools, req.tool_choice)
-        prompt = self.prompts.build(history, req, offered)
         response_id = new_response_id()
         forced = forced_tools(req.tools, req.tool_choice)
         parser_cls = self._tool_parser
@@ -158,7 +160,7 @@ class Responder:
         Started comes with the engine's first output, so a request the engine rejects fails before any event.
         """
         response = prepared.response
-        output = OutputBuilder(with_logprobs=prepared.plan.options.logprobs is not None)
+        output = OutputBuilder(with_logprobs=prepared.plan.options.logprobs is not None, tools=response.tools)
         ended = False
         try:
             async with aclosing(generate(self.engine, prepared.plan, output)) as events:
