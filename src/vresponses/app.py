@@ -46,7 +46,8 @@ def create_app(
         the_store = store or make_store(settings.store)
         await the_store.open()
         engine = engine_factory(settings)
-        responder = Responder(engine, the_store, ServiceConfig(settings.tool_call_parser, settings.reasoning_parser))
+        config = ServiceConfig(settings.tool_call_parser, settings.reasoning_parser)
+        responder = Responder(engine, the_store, config, settings.limits)
         jobs = Jobs(
             responder,
             jobs_config

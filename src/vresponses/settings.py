@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vresponses.engines.vllm_local import VllmOptions
+from vresponses.pipeline.limits import Limits
 
 
 def default_home() -> Path:
@@ -28,6 +29,7 @@ class Settings:
     tool_call_parser: str = "hermes"
     reasoning_parser: str | None = None
     max_body_bytes: int = 8 * 1024 * 1024
+    limits: Limits = field(default_factory=Limits)
     max_background_jobs: int = 16
     retention_max_age_seconds: float | None = 30 * 24 * 3600
     retention_max_rows: int | None = 1_000_000

@@ -12,6 +12,7 @@ from vresponses.store import (
     FAILED,
     IN_PROGRESS,
     QUEUED,
+    ChainTooLarge,
     Conflict,
     Store,
     StoredResponse,
@@ -99,7 +100,27 @@ async def test_chain_returns_ancestors_oldest_first(store: Store, row: Row) -> N
     assert [r.id for r in chain or []] == ["a", "b", "c", "d"]
     assert [r.id for r in await store.chain("b2", "t1") or []] == ["a", "b2"]
     assert [r.id for r in await store.chain("a", "t1") or []] == ["a"]
-    assert chain is not None and chain[-1] == await store.get("d", "t1")
+    d = await store.get("d", "t1")
+    assert chain is not None and d is not None
+    assert (chain[-1].id, chain[-1].status, chain[-1].previous_response_id) == ("d", d.status, "c")
+    assert (chain[-1].input_items, chain[-1].output_items) == (d.input_items, d.output_items)
+
+
+async def test_chain_stops_loading_past_its_byte_cap(store: Store, row: Row) -> None:
+    prev = None
+    for i, rid in enumerate(["a", "b", "c", "d"]):
+        await store.insert(
+            row(rid, previous_response_id=prev, created_at=1000.0 + i, input_items=b"i" * 100, output_items=b"o" * 50)
+        )
+        prev = rid
+    assert [r.id for r in await store.chain("d", "t1", max_bytes=600) or []] == ["a", "b", "c", "d"]
+    with pytest.raises(ChainTooLarge) as info:
+        await store.chain("d", "t1", max_bytes=599)
+    assert info.value.total == 600
+    with pytest.raises(ChainTooLarge) as info:
+        await store.chain("d", "t1", max_bytes=200)
+    assert info.value.total == 300  # the walk stopped at the first link past the cap
+    assert [r.id for r in await store.chain("b", "t1", max_bytes=300) or []] == ["a", "b"]
 
 
 async def test_chain_of_missing_or_foreign_start_is_none(store: Store, row: Row) -> None:

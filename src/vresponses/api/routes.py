@@ -32,6 +32,7 @@ from vresponses.pipeline.items import (
     decode_items,
 )
 from vresponses.pipeline.jobs import Jobs
+from vresponses.pipeline.limits import check_wire
 from vresponses.pipeline.response import ResponseObject, decode_response
 from vresponses.pipeline.service import Responder, tenant_of
 from vresponses.store.base import CANCELLED, UNFINISHED, StoredResponse
@@ -70,6 +71,11 @@ async def _read_json(request: Request, limit: int) -> Any:
             raise BodyTooLarge(f"The request body is larger than {limit} bytes.")
         chunks.append(chunk)
     raw = b"".join(chunks)
+    # Decoding and the depth walk are linear but not small for 8 MB: off the event loop.
+    return await anyio.to_thread.run_sync(_decode_json, raw)
+
+
+def _decode_json(raw: bytes) -> Any:
     if not raw.strip():
         raise InvalidRequest("The request body is empty; send a JSON object.")
     try:
@@ -113,6 +119,7 @@ async def create_response(request: Request) -> Response:
     st = _state(request)
     key = st.keys.check(request)
     data = await _read_json(request, st.max_body)
+    check_wire(data, st.responder.limits)  # item and tool counts, before validating item by item
     try:
         body = CreateResponse.model_validate(data)
     except ValidationError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from vresponses.engines.base import Tokenizer
@@ -29,6 +29,37 @@ class Prompt:
     text: str
     token_ids: list[int]
     opens_reasoning: bool
+
+
+@dataclass(slots=True)
+class _Turn:
+    """One assistant message being assembled from consecutive items; joined once, never by repeated +=."""
+
+    content: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    # None until a call or message item joins: only then does the message carry a tool_calls list (maybe empty).
+    calls: list[dict[str, Any]] | None = None
+    has_content: bool = False
+
+    def message(self) -> dict[str, Any]:
+        """The chat message: content always, reasoning_content and tool_calls when items gave them."""
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content)}
+        if self.reasoning:
+            message["reasoning_content"] = "".join(self.reasoning)
+        if self.calls is not None:
+            message["tool_calls"] = self.calls
+        return message
+
+    def add_text(self, text: str) -> None:
+        """Append assistant content."""
+        self.content.append(text)
+        self.has_content = self.has_content or bool(text)
+
+    def add_calls(self) -> list[dict[str, Any]]:
+        """The message's tool_calls list, created when first asked for."""
+        if self.calls is None:
+            self.calls = []
+        return self.calls
 
 
 def tool_schema(tool: ToolSpec) -> dict[str, Any]:
@@ -57,21 +88,21 @@ class Renderer:
 
     def messages(self, items: Sequence[Item], instructions: str | None) -> list[dict[str, Any]]:
         """Chat messages for the template: consecutive assistant items merge into one assistant message."""
-        out: list[dict[str, Any]] = []
+        out: list[dict[str, Any] | _Turn] = []
         if instructions:
             out.append({"role": "system", "content": instructions})
         names: dict[str, str] = {}
-        assistant: dict[str, Any] | None = None
+        turn: _Turn | None = None
         for item in items:
             if isinstance(item, Reasoning | OutputText | FunctionCall) or (
                 isinstance(item, Message) and item.role == "assistant"
             ):
-                if assistant is None or (isinstance(item, Reasoning) and assistant.get("content")):
-                    assistant = {"role": "assistant", "content": ""}
-                    out.append(assistant)
-                self._into_assistant(assistant, item, names)
+                if turn is None or (isinstance(item, Reasoning) and turn.has_content):
+                    turn = _Turn()
+                    out.append(turn)
+                self._into_assistant(turn, item, names)
                 continue
-            assistant = None
+            turn = None
             if isinstance(item, FunctionCallOutput):
                 out.append(self._tool_message(item.call_id, item.output, names, "input"))
             elif isinstance(item, Message) and item.role == "tool":
@@ -79,22 +110,22 @@ class Renderer:
             elif isinstance(item, Message):
                 role = "system" if item.role == "developer" else item.role
                 out.append({"role": role, "content": item.content})
-        return out
+        return [m.message() if isinstance(m, _Turn) else m for m in out]
 
-    def _into_assistant(self, message: dict[str, Any], item: Item, names: dict[str, str]) -> None:
+    def _into_assistant(self, turn: _Turn, item: Item, names: dict[str, str]) -> None:
         if isinstance(item, Reasoning):
-            message["reasoning_content"] = message.get("reasoning_content", "") + item.text
+            turn.reasoning.append(item.text)
             return
         if isinstance(item, OutputText):
-            message["content"] += item.text
+            turn.add_text(item.text)
             return
-        calls = message.setdefault("tool_calls", [])
+        calls = turn.add_calls()
         if isinstance(item, FunctionCall):
             names[item.call_id] = item.name
             calls.append(self._call(item.call_id, item.name, item.arguments))
             return
         assert isinstance(item, Message)
-        message["content"] += item.content
+        turn.add_text(item.content)
         for call in item.tool_calls:
             names[call.id] = call.name
             calls.append(self._call(call.id, call.name, call.arguments))

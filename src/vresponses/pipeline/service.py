@@ -17,12 +17,13 @@ from vresponses.parsers import REASONING_PARSERS, TOOL_PARSERS, lookup
 from vresponses.pipeline.events import Event, Finished
 from vresponses.pipeline.generate import Plan, generate
 from vresponses.pipeline.items import Item, decode_items, encode_items
+from vresponses.pipeline.limits import Limits, chain_too_large, check_request
 from vresponses.pipeline.render import Renderer
 from vresponses.pipeline.request import ResponseRequest
 from vresponses.pipeline.response import Collector, ResponseObject, encode_response, new_response_id
 from vresponses.pipeline.template import ChatTemplate
 from vresponses.pipeline.tools import check_tools, constraint, forced_tools
-from vresponses.store.base import UNFINISHED, Store, StoredResponse
+from vresponses.store.base import UNFINISHED, ChainLink, ChainTooLarge, Store, StoredResponse
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,31 @@ def tenant_of(key: str | None) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+def _check(req: ResponseRequest, limits: Limits) -> None:
+    """The size limits, then the tools: cheap refusals before anything is loaded or rendered."""
+    check_request(req, limits)
+    check_tools(req.tools, req.tool_choice)
+
+
+def _decoded(chain: list[ChainLink]) -> list[Item]:
+    items: list[Item] = []
+    for link in chain:
+        items.extend(decode_items(link.input_items))
+        items.extend(decode_items(link.output_items))
+    return items
+
+
 class Responder:
     """Runs create-response requests against one engine and one store."""
 
-    def __init__(self, engine: Engine, store: Store, config: ServiceConfig) -> None:
+    def __init__(self, engine: Engine, store: Store, config: ServiceConfig, limits: Limits | None = None) -> None:
         self.engine = engine
         self.store = store
         self.config = config
+        self.limits = limits or Limits()
+        # CPU-heavy preparation (size and schema checks, decoding history, rendering, tokenizing) runs in worker
+        # threads, a few at a time, so one large request never stalls the streams on the event loop.
+        self._cpu = anyio.CapacityLimiter(2)
         self._tool_parser = lookup(TOOL_PARSERS, config.tool_parser, "tool-call")
         self._reasoning_parser = (
             lookup(REASONING_PARSERS, config.reasoning_parser, "reasoning") if config.reasoning_parser else None
@@ -73,12 +92,15 @@ class Responder:
 
     async def prepare(self, req: ResponseRequest) -> Prepared:
         """Check everything that can fail before generation starts; raise APIError subclasses."""
-        check_tools(req.tools, req.tool_choice)
+        await anyio.to_thread.run_sync(_check, req, self.limits, limiter=self._cpu)
         if req.background and not req.store:
             raise InvalidRequest("background responses must be stored; drop 'store': false.", param="background")
         history = await self.history(req.previous_response_id, req.tenant) if req.previous_response_id else []
         offered = () if req.tool_choice.mode == "none" else req.tools
-        prompt = self.renderer.render([*history, *req.items], req.instructions, offered)
+        render = self.renderer.render
+        prompt = await anyio.to_thread.run_sync(
+            render, [*history, *req.items], req.instructions, offered, limiter=self._cpu
+        )
         limit = self.engine.info.max_model_len
         n = len(prompt.token_ids)
         if n >= limit:
@@ -137,7 +159,10 @@ class Responder:
 
     async def history(self, response_id: str, tenant: str) -> list[Item]:
         """Every item of the stored chain ending at response_id, oldest first; 404 if any link is gone."""
-        chain = await self.store.chain(response_id, tenant)
+        try:
+            chain = await self.store.chain(response_id, tenant, self.limits.max_chain_bytes)
+        except ChainTooLarge as exc:
+            raise chain_too_large(exc.total, self.limits) from None
         if chain is None:
             raise NotFound(f"No response with id {response_id!r} was found.", param="previous_response_id")
         if chain[-1].status in UNFINISHED:
@@ -145,11 +170,7 @@ class Responder:
                 f"Response {response_id!r} is still {chain[-1].status}; wait for it to finish.",
                 param="previous_response_id",
             )
-        items: list[Item] = []
-        for row in chain:
-            items.extend(decode_items(row.input_items))
-            items.extend(decode_items(row.output_items))
-        return items
+        return await anyio.to_thread.run_sync(_decoded, chain, limiter=self._cpu)
 
     async def run(self, prepared: Prepared) -> AsyncGenerator[Event, None]:
         """Generate, stream the events, and store the result before the last event is passed on."""

@@ -27,6 +27,14 @@ class Conflict(StoreError):
     """A row with that id already exists."""
 
 
+class ChainTooLarge(Exception):
+    """A chain's stored items add up to more than the bytes the caller allowed; `total` is how far the walk got."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__(f"chain holds more than {total} bytes of items")
+        self.total = total
+
+
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
     """One response as stored: ids and status as columns, items and the full response as JSON bytes.
@@ -45,6 +53,17 @@ class StoredResponse:
     output_items: bytes
     body: bytes
     cancel_requested: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLink:
+    """What rendering needs of one response in a chain: its link, status and items (never its body)."""
+
+    id: str
+    previous_response_id: str | None
+    status: str
+    input_items: bytes
+    output_items: bytes
 
 
 class Store(Protocol):
@@ -66,8 +85,11 @@ class Store(Protocol):
         """Return the row, or None if it is missing, deleted, or another tenant's."""
         ...
 
-    async def chain(self, response_id: str, tenant: str) -> list[StoredResponse] | None:
-        """Return the row and all its ancestors, oldest first; None if any link is missing or not the tenant's."""
+    async def chain(self, response_id: str, tenant: str, max_bytes: int | None = None) -> list[ChainLink] | None:
+        """Return the row and all its ancestors, oldest first; None if any link is missing or not the tenant's.
+
+        Raise ChainTooLarge, having loaded no more than about max_bytes, once the links' items add up to more.
+        """
         ...
 
     async def delete(self, response_id: str, tenant: str) -> bool:

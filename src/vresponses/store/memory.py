@@ -9,7 +9,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from vresponses.store.base import FAILED, MAX_CHAIN_DEPTH, UNFINISHED, Conflict, StoredResponse, StoreError
+from vresponses.store.base import (
+    FAILED,
+    MAX_CHAIN_DEPTH,
+    UNFINISHED,
+    ChainLink,
+    ChainTooLarge,
+    Conflict,
+    StoredResponse,
+    StoreError,
+)
 
 
 class MemoryStore:
@@ -61,19 +70,23 @@ class MemoryStore:
         self._check()
         return self._owned(response_id, tenant)
 
-    async def chain(self, response_id: str, tenant: str) -> list[StoredResponse] | None:
-        """Return the row and all its ancestors, oldest first; None if any link is missing or not the tenant's."""
+    async def chain(self, response_id: str, tenant: str, max_bytes: int | None = None) -> list[ChainLink] | None:
+        """Return the row and its ancestors, oldest first; None if a link is missing; ChainTooLarge past max_bytes."""
         self._check()
-        rows: list[StoredResponse] = []
+        links: list[ChainLink] = []
+        total = 0
         next_id: str | None = response_id
         while next_id is not None:
             row = self._owned(next_id, tenant)
-            if row is None or len(rows) >= MAX_CHAIN_DEPTH:
+            if row is None or len(links) >= MAX_CHAIN_DEPTH:
                 return None
-            rows.append(row)
+            total += len(row.input_items) + len(row.output_items)
+            if max_bytes is not None and total > max_bytes:
+                raise ChainTooLarge(total)
+            links.append(ChainLink(row.id, row.previous_response_id, row.status, row.input_items, row.output_items))
             next_id = row.previous_response_id
-        rows.reverse()
-        return rows
+        links.reverse()
+        return links
 
     async def delete(self, response_id: str, tenant: str) -> bool:
         """Delete the row; False if it was not there for this tenant."""

@@ -18,14 +18,38 @@ from pathlib import Path
 from typing import Any
 
 from alembic.util import CommandError
-from sqlalchemy import Integer, Row, Select, bindparam, delete, event, func, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Row,
+    Select,
+    bindparam,
+    case,
+    cast,
+    delete,
+    event,
+    func,
+    literal,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from vresponses.store import migrate
-from vresponses.store.base import FAILED, MAX_CHAIN_DEPTH, UNFINISHED, Conflict, StoredResponse, StoreError
+from vresponses.store.base import (
+    FAILED,
+    MAX_CHAIN_DEPTH,
+    UNFINISHED,
+    ChainLink,
+    ChainTooLarge,
+    Conflict,
+    StoredResponse,
+    StoreError,
+)
 from vresponses.store.schema import responses as t
 
 # How long a SQLite writer waits for another process's write lock before failing with "database is locked".
@@ -65,20 +89,50 @@ def _translated(action: str) -> Iterator[None]:
         raise StoreError(f"store {action} failed: {type(cause).__name__}: {cause}") from exc
 
 
+# Unbounded chains still stop at a cap this large (a corrupt cycle stops at MAX_CHAIN_DEPTH anyway).
+_NO_BYTE_CAP = 2**62
+
+
 def _chain_statement() -> Select[Any]:
+    # length() of a blob is read from the row header (SQLite) or the TOAST pointer (PostgreSQL): the walk
+    # totals sizes without loading items, and stops one link past the byte cap.
+    size = cast(func.length(t.c.input_items), BigInteger) + cast(func.length(t.c.output_items), BigInteger)
+    cap = bindparam("max_bytes", type_=BigInteger)
     start = (
-        select(t.c.id, t.c.previous_response_id.label("prev"), literal(0, Integer).label("depth"))
+        select(
+            t.c.id,
+            t.c.previous_response_id.label("prev"),
+            literal(0, Integer).label("depth"),
+            size.label("total"),
+        )
         .where(t.c.id == bindparam("id"), t.c.tenant == bindparam("tenant"))
         .cte("chain", recursive=True)
     )
     # The tenant filter on each step turns another tenant's ancestor into a missing link.
     step = (
-        select(t.c.id, t.c.previous_response_id, start.c.depth + 1)
+        select(t.c.id, t.c.previous_response_id, start.c.depth + 1, start.c.total + size)
         .join(start, t.c.id == start.c.prev)
-        .where(t.c.tenant == bindparam("tenant"), start.c.depth < bindparam("last_depth"))
+        .where(
+            t.c.tenant == bindparam("tenant"),
+            start.c.depth < bindparam("last_depth"),
+            start.c.total <= cap,
+        )
     )
     walk = start.union_all(step)
-    return select(t).join(walk, t.c.id == walk.c.id).order_by(walk.c.depth.desc())
+    within = walk.c.total <= cap
+    # Only what rendering needs, and items only of the links within the cap: never the response bodies.
+    return (
+        select(
+            t.c.id,
+            t.c.previous_response_id,
+            t.c.status,
+            walk.c.total,
+            case((within, t.c.input_items), else_=null()).label("input_items"),
+            case((within, t.c.output_items), else_=null()).label("output_items"),
+        )
+        .join(walk, t.c.id == walk.c.id)
+        .order_by(walk.c.depth.desc())
+    )
 
 
 # Built once: constructing this CTE costs more Python time than running it (SQLAlchemy caches only the
@@ -247,19 +301,25 @@ class SqlStore:
                 r = (await conn.execute(_GET, {"id": response_id, "tenant": tenant})).first()
         return None if r is None else _row(r)
 
-    async def chain(self, response_id: str, tenant: str) -> list[StoredResponse] | None:
+    async def chain(self, response_id: str, tenant: str, max_bytes: int | None = None) -> list[ChainLink] | None:
         """Return the row and all its ancestors, oldest first; None if any link is missing or not the tenant's.
 
-        One recursive query; more than MAX_CHAIN_DEPTH rows (only possible with a corrupt cycle) is None.
+        One recursive query; more than MAX_CHAIN_DEPTH rows (only possible with a corrupt cycle) is None, and
+        items adding up to more than max_bytes raise ChainTooLarge, having loaded only those within it.
         """
-        params = {"id": response_id, "tenant": tenant, "last_depth": MAX_CHAIN_DEPTH - 1}
+        cap = _NO_BYTE_CAP if max_bytes is None else max_bytes
+        params = {"id": response_id, "tenant": tenant, "last_depth": MAX_CHAIN_DEPTH - 1, "max_bytes": cap}
         with _translated("chain"):
             async with self._read_engine().connect() as conn:
-                rows = [_row(r) for r in await conn.execute(_CHAIN, params)]
+                rows = list(await conn.execute(_CHAIN, params))
+        if rows and rows[0].total > cap:
+            raise ChainTooLarge(int(rows[0].total))
         # The walk stops at a missing or foreign link (or the depth cap), leaving a dangling oldest row.
         if not rows or rows[0].previous_response_id is not None:
             return None
-        return rows
+        return [
+            ChainLink(r.id, r.previous_response_id, r.status, bytes(r.input_items), bytes(r.output_items)) for r in rows
+        ]
 
     async def delete(self, response_id: str, tenant: str) -> bool:
         """Delete the row; False if it was not there for this tenant. Children keep their (broken) link."""
