@@ -17,6 +17,7 @@ from vresponses.engines.base import Engine, EngineError
 from vresponses.errors import APIError
 from vresponses.pipeline.jobs import Jobs, JobsConfig
 from vresponses.pipeline.service import Responder, ServiceConfig
+from vresponses.pipeline.tenants import Tenants
 from vresponses.settings import Settings
 from vresponses.store import make_store
 from vresponses.store.base import Store, StoreError
@@ -47,7 +48,7 @@ def create_app(
         await the_store.open()
         engine = engine_factory(settings)
         config = ServiceConfig(settings.tool_call_parser, settings.reasoning_parser)
-        responder = Responder(engine, the_store, config, settings.limits)
+        responder = Responder(engine, the_store, config, await Tenants.open(the_store), settings.limits)
         jobs = Jobs(
             responder,
             jobs_config

@@ -43,7 +43,7 @@ async def test_migrations_are_idempotent_and_match_schema(store_url: str) -> Non
         await s.open()  # a second open on the same instance is a no-op
         try:
             async with s.engine.connect() as conn:
-                assert await conn.run_sync(migrate.current_revision) == migrate.head_revision() == "0001"
+                assert await conn.run_sync(migrate.current_revision) == migrate.head_revision() == "0002"
                 versions = (await conn.execute(text("SELECT count(*) FROM alembic_version"))).scalar_one()
                 assert versions == 1
                 # schema.py must describe exactly what the migrations build.
@@ -92,9 +92,35 @@ async def test_concurrent_first_opens_migrate_once(fresh_url: str) -> None:
     try:
         await asyncio.gather(*(s.open() for s in stores))
         async with stores[0].engine.connect() as conn:
-            assert await conn.run_sync(migrate.current_revision) == "0001"
+            assert await conn.run_sync(migrate.current_revision) == "0002"
+        # Every process on one database keys tenant ids with the same secret, made once.
+        secrets = await asyncio.gather(*(s.secret() for s in stores))
+        assert len(set(secrets)) == 1 and len(secrets[0]) == 32
     finally:
         await asyncio.gather(*(s.close() for s in stores))
+
+
+async def test_secret_survives_reopen_and_is_remade_if_deleted(fresh_url: str) -> None:
+    store = SqlStore(fresh_url)
+    await store.open()
+    first = await store.secret()
+    await store.close()
+    await store.open()
+    try:
+        assert await store.secret() == first
+        async with store.engine.begin() as conn:
+            await conn.execute(text("DELETE FROM store_secrets"))
+        remade = await store.secret()
+        assert remade != first and await store.secret() == remade
+    finally:
+        await store.close()
+
+
+def test_a_bad_url_never_shows_its_password() -> None:
+    for url in ("postgresql://me:s3cr3t@db:notaport/x", "me:s3cr3t@db", "postgresql://me:s3:cr@t@db:bad/x"):
+        with pytest.raises(ValueError) as info:
+            async_url(url)
+        assert "s3" not in str(info.value) and "s3" not in repr(info.value.__cause__ or "")
 
 
 async def test_unreachable_database_raises_store_error(backend: str, tmp_path: Path) -> None:

@@ -267,3 +267,14 @@ async def test_calls_on_closed_store_raise_store_error(store_url: str, row: Row)
     await s.close()
     with pytest.raises(StoreError):
         await s.insert(row("x"))
+
+
+async def test_adopt_tenant_moves_only_that_tenants_rows(store: Store, row: Row) -> None:
+    await store.insert(row("a", tenant="legacy"))
+    await store.insert(row("b", tenant="legacy", previous_response_id="a"))
+    await store.insert(row("c", tenant="other"))
+    assert await store.adopt_tenant("legacy", "keyed") == 2
+    assert await store.get("a", "legacy") is None
+    assert [r.id for r in await store.chain("b", "keyed") or []] == ["a", "b"]
+    assert await store.get("c", "other") is not None
+    assert await store.adopt_tenant("legacy", "keyed") == 0

@@ -34,7 +34,7 @@ from vresponses.pipeline.items import (
 from vresponses.pipeline.jobs import Jobs
 from vresponses.pipeline.limits import check_wire
 from vresponses.pipeline.response import ResponseObject, decode_response
-from vresponses.pipeline.service import Responder, tenant_of
+from vresponses.pipeline.service import Responder
 from vresponses.store.base import CANCELLED, UNFINISHED, StoredResponse
 
 _JSON = "application/json"
@@ -124,7 +124,7 @@ async def create_response(request: Request) -> Response:
         body = CreateResponse.model_validate(data)
     except ValidationError as exc:
         raise from_validation(exc) from None
-    req = to_request(body, tenant_of(key))
+    req = to_request(body, await st.responder.tenants.resolve(key))
     served = st.responder.engine.info.name
     if req.model != served:
         raise NotFound(
@@ -171,7 +171,7 @@ async def _until_done_or_gone(request: Request, responder: Responder, prepared: 
 
 async def _owned(request: Request) -> tuple[State, str, StoredResponse]:
     st = _state(request)
-    tenant = tenant_of(st.keys.check(request))
+    tenant = await st.responder.tenants.resolve(st.keys.check(request))
     response_id = request.path_params["response_id"]
     row = await st.responder.store.get(response_id, tenant)
     if row is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import AsyncGenerator
@@ -11,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 import anyio
 
-from vresponses.engines.base import Engine, SamplingOptions
+from vresponses.engines.base import Engine, Placement, SamplingOptions
 from vresponses.errors import ContextTooLong, InvalidRequest, NotFound
 from vresponses.parsers import REASONING_PARSERS, TOOL_PARSERS, lookup
 from vresponses.pipeline.events import Event, Finished
@@ -22,6 +21,7 @@ from vresponses.pipeline.render import Renderer
 from vresponses.pipeline.request import ResponseRequest
 from vresponses.pipeline.response import Collector, ResponseObject, encode_response, new_response_id
 from vresponses.pipeline.template import ChatTemplate
+from vresponses.pipeline.tenants import Tenants
 from vresponses.pipeline.tools import check_tools, constraint, forced_tools
 from vresponses.store.base import UNFINISHED, ChainLink, ChainTooLarge, Store, StoredResponse
 
@@ -50,13 +50,6 @@ class Prepared:
     created_at: float = field(default_factory=time.time)
 
 
-def tenant_of(key: str | None) -> str:
-    """The tenant id stored with a response: a digest of the API key, never the key itself."""
-    if not key:
-        return ""
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
-
-
 def _check(req: ResponseRequest, limits: Limits) -> None:
     """The size limits, then the tools: cheap refusals before anything is loaded or rendered."""
     check_request(req, limits)
@@ -74,10 +67,13 @@ def _decoded(chain: list[ChainLink]) -> list[Item]:
 class Responder:
     """Runs create-response requests against one engine and one store."""
 
-    def __init__(self, engine: Engine, store: Store, config: ServiceConfig, limits: Limits | None = None) -> None:
+    def __init__(
+        self, engine: Engine, store: Store, config: ServiceConfig, tenants: Tenants, limits: Limits | None = None
+    ) -> None:
         self.engine = engine
         self.store = store
         self.config = config
+        self.tenants = tenants
         self.limits = limits or Limits()
         # CPU-heavy preparation (size and schema checks, decoding history, rendering, tokenizing) runs in worker
         # threads, a few at a time, so one large request never stalls the streams on the event loop.
@@ -135,6 +131,8 @@ class Responder:
             tool_parser=parser_cls(offered) if offered else None,
             reasoning_parser=self._reasoning_parser(prompt.opens_reasoning) if self._reasoning_parser else None,
             forced={t.name: t for t in forced} if forced else None,
+            # Prefix-cache blocks are shared within a tenant (chains still hit), never across tenants.
+            placement=Placement(cache_salt=self.tenants.cache_salt(req.tenant)),
         )
         response = ResponseObject(
             id=response_id,

@@ -115,3 +115,11 @@ class Store(Protocol):
     async def count(self) -> int:
         """How many rows are stored."""
         ...
+
+    async def secret(self) -> bytes:
+        """The store's random key, created once with its schema and the same for every process that opens it."""
+        ...
+
+    async def adopt_tenant(self, legacy: str, tenant: str) -> int:
+        """Move every row stored under the tenant id `legacy` to `tenant`; return how many moved."""
+        ...

@@ -7,6 +7,7 @@ contract tests (tests/store) so the layers above can rely on it behaving alike.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from collections.abc import Sequence
 
 from vresponses.store.base import (
@@ -28,6 +29,7 @@ class MemoryStore:
         self._rows: dict[str, StoredResponse] = {}
         self._leases: dict[str, float | None] = {}
         self._open = False
+        self._secret = secrets.token_bytes(32)
 
     def _check(self) -> None:
         if not self._open:
@@ -152,6 +154,19 @@ class MemoryStore:
         """How many rows are stored."""
         self._check()
         return len(self._rows)
+
+    async def secret(self) -> bytes:
+        """A random key made with this store."""
+        self._check()
+        return self._secret
+
+    async def adopt_tenant(self, legacy: str, tenant: str) -> int:
+        """Move every row of tenant `legacy` to `tenant`."""
+        self._check()
+        moved = [rid for rid, row in self._rows.items() if row.tenant == legacy]
+        for rid in moved:
+            self._rows[rid] = dataclasses.replace(self._rows[rid], tenant=tenant)
+        return len(moved)
 
     def lease_of(self, response_id: str) -> float | None:
         """The current lease of a row, for tests of the lease-renewing layer."""

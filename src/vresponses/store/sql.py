@@ -13,6 +13,8 @@ silently change the conversation a child continues.
 from __future__ import annotations
 
 import contextlib
+import re
+import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -51,12 +55,15 @@ from vresponses.store.base import (
     StoreError,
 )
 from vresponses.store.schema import responses as t
+from vresponses.store.schema import store_secrets
 
 # How long a SQLite writer waits for another process's write lock before failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 
 _SQLITE_DRIVERS = {"sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"}
 _PG_DRIVERS = {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2"}
+
+_TENANT_KEY = "tenant_key"
 
 # Execution option that picks how the SQLite "begin" hook opens a transaction.
 _BEGIN = "vresponses_sqlite_begin"
@@ -66,13 +73,23 @@ def async_url(url: str) -> URL:
     """Map a plain sqlite:// or postgresql:// URL to its async driver; ValueError for anything else."""
     try:
         parsed = make_url(url)
-    except Exception as exc:  # SQLAlchemy raises ArgumentError, but any parse failure is a config error
-        raise ValueError(f"not a database URL: {url!r}") from exc
+    except Exception:  # SQLAlchemy raises ArgumentError, but any parse failure is a config error
+        # Not `from exc`: SQLAlchemy's message repeats the URL, password included.
+        raise ValueError(f"not a database URL: {redact(url)!r}") from None
     if parsed.drivername in _SQLITE_DRIVERS:
         return parsed.set(drivername="sqlite+aiosqlite")
     if parsed.drivername in _PG_DRIVERS:
         return parsed.set(drivername="postgresql+asyncpg")
     raise ValueError(f"unsupported store URL scheme {parsed.drivername!r}: use sqlite:/// or postgresql://")
+
+
+# user:password@ at the start or after the scheme; the password runs to the last '@' before the path.
+_PASSWORD = re.compile(r"(?P<head>(?:^|://)[^/@:]*:)[^/]*@")
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by '***', for messages and logs (also when it does not parse)."""
+    return _PASSWORD.sub(lambda m: m.group("head") + "***@", url)
 
 
 @contextlib.contextmanager
@@ -394,6 +411,27 @@ class SqlStore:
                         result = await conn.execute(delete(t).where(t.c.id.in_(oldest)))
                         deleted += result.rowcount
         return deleted
+
+    async def secret(self) -> bytes:
+        """The random key migration 0002 stored (made again, once, if someone deleted it)."""
+        read = select(store_secrets.c.value).where(store_secrets.c.name == _TENANT_KEY)
+        with _translated("secret"):
+            async with self.engine.begin() as conn:
+                value = (await conn.execute(read)).scalar_one_or_none()
+                if value is None:
+                    insert = sqlite_insert if self.dialect == "sqlite" else pg_insert
+                    fresh = {"name": _TENANT_KEY, "value": secrets.token_bytes(32)}
+                    await conn.execute(insert(store_secrets).values(fresh).on_conflict_do_nothing())
+                    value = (await conn.execute(read)).scalar_one()
+        return bytes(value)
+
+    async def adopt_tenant(self, legacy: str, tenant: str) -> int:
+        """Move every row of tenant `legacy` to `tenant` in one UPDATE; return how many moved."""
+        stmt = update(t).where(t.c.tenant == legacy).values(tenant=tenant)
+        with _translated("adopt_tenant"):
+            async with self.engine.begin() as conn:
+                result = await conn.execute(stmt)
+        return result.rowcount
 
     async def count(self) -> int:
         """How many rows are stored."""
