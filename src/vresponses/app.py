@@ -54,8 +54,10 @@ def create_app(
             jobs_config
             or JobsConfig(
                 max_jobs=settings.max_background_jobs,
+                max_jobs_per_tenant=settings.max_background_jobs_per_key,
                 max_age_seconds=settings.retention_max_age_seconds,
                 max_rows=settings.retention_max_rows,
+                max_rows_per_tenant=settings.retention_max_rows_per_key,
             ),
         )
         app.state.vr = State(responder, jobs, Keys(settings.api_keys), settings.max_body_bytes)

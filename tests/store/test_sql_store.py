@@ -79,12 +79,29 @@ async def test_concurrent_writers_from_two_stores_do_not_lock_out(store_url: str
         await asyncio.gather(
             *((a if i % 2 else b).insert(row(rid, tenant="conc", status=IN_PROGRESS)) for i, rid in enumerate(ids))
         )
-        await asyncio.gather(a.renew_leases(ids[::2], 10.0), b.renew_leases(ids[1::2], 10.0), a.expire_leases(5.0))
+        await asyncio.gather(a.renew_leases(ids[::2], 10.0), b.renew_leases(ids[1::2], 10.0), a.expire_leases())
         assert all([await a.get(rid, "conc") for rid in ids])
     finally:
         await asyncio.gather(*(a.delete(rid, "conc") for rid in ids))
         await a.close()
         await b.close()
+
+
+async def test_concurrent_prunes_from_two_stores_never_over_delete(store_url: str, row: Row) -> None:
+    stores = [SqlStore(store_url) for _ in range(3)]
+    for s in stores:
+        await s.open()
+    try:
+        async with stores[0].engine.begin() as conn:
+            await conn.execute(text("DELETE FROM responses"))
+        for i in range(300):
+            await stores[0].insert(row(f"p{i}", tenant=f"t{i % 3}", created_at=float(i)))
+        for _ in range(3):
+            await asyncio.gather(*(s.prune(None, 120) for s in stores), *(s.prune(None, None, 50) for s in stores))
+            assert await stores[0].count() == 120
+    finally:
+        for s in stores:
+            await s.close()
 
 
 async def test_concurrent_first_opens_migrate_once(fresh_url: str) -> None:

@@ -210,7 +210,8 @@ class Responder:
         response.completed_at = int(time.time())
         row = self.row(prepared, response)
         if response.background:
-            await self.store.finish(row)
+            if not await self.store.finish(row):
+                log.warning("response %s was already final (expired, or cancelled); kept as it was", row.id)
         else:
             await self.store.insert(row)
 
