@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from vresponses.engines.base import Tokenizer
 from vresponses.errors import InvalidRequest
 from vresponses.parsers.base import CallFormat, ToolSpec
+from vresponses.pipeline.control import ControlTokens
 from vresponses.pipeline.items import FunctionCall, FunctionCallOutput, Item, Message, OutputText, Reasoning
 from vresponses.pipeline.template import ChatTemplate, TemplateRenderError
 
@@ -85,6 +86,7 @@ class Renderer:
         self.template = template
         self.tokenizer = tokenizer
         self.call_format = call_format or HERMES
+        self.control = ControlTokens(tokenizer)
 
     def messages(self, items: Sequence[Item], instructions: str | None) -> list[dict[str, Any]]:
         """Chat messages for the template: consecutive assistant items merge into one assistant message."""
@@ -148,9 +150,24 @@ class Renderer:
         return {"role": "tool", "tool_call_id": call_id, "name": names[call_id], "content": content}
 
     def render(self, items: Sequence[Item], instructions: str | None, tools: Sequence[ToolSpec]) -> Prompt:
-        """Render and tokenize the conversation; tools the template ignores go into the system message."""
+        """Render and tokenize the conversation; tools the template ignores go into the system message.
+
+        Client text that spells a control token (`<|im_start|>`) is encoded as text, never as that token.
+        """
         messages = self.messages(items, instructions)
         schemas = [tool_schema(t) for t in tools] or None
+
+        def text(mark: Callable[[Any], Any]) -> str:
+            return self._text(mark(messages), mark(schemas) if schemas else None)
+
+        plain = text(lambda value: value)
+        if self.control.spelled(messages) or self.control.spelled(schemas):
+            ids = self.control.encode_guarded(plain, text, param="input")
+        else:
+            ids = list(self.tokenizer.encode(plain, add_special_tokens=False))
+        return Prompt(text=plain, token_ids=ids, opens_reasoning=plain.rstrip().endswith("<think>"))
+
+    def _text(self, messages: list[dict[str, Any]], schemas: list[dict[str, Any]] | None) -> str:
         if schemas and not self.template.supports_tools:
             messages = self._with_tool_prompt(messages, schemas)
         if not self.template.supports_tool_calls:
@@ -158,11 +175,9 @@ class Renderer:
         if not self.template.supports_reasoning:
             messages = [{k: v for k, v in m.items() if k != "reasoning_content"} for m in messages]
         try:
-            text = self.template.render(messages, schemas if self.template.supports_tools else None)
+            return self.template.render(messages, schemas if self.template.supports_tools else None)
         except TemplateRenderError as exc:
             raise InvalidRequest(str(exc), param="input") from exc
-        ids = self.tokenizer.encode(text, add_special_tokens=False)
-        return Prompt(text=text, token_ids=list(ids), opens_reasoning=text.rstrip().endswith("<think>"))
 
     def _with_tool_prompt(self, messages: list[dict[str, Any]], schemas: list[dict[str, Any]]) -> list[dict[str, Any]]:
         fmt = self.call_format
