@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -60,3 +61,25 @@ def test_local_refs_still_work(client: TestClient, fake: FakeEngine) -> None:
     assert r.status_code == 200, r.text
     calls = r.json()["choices"][0]["message"]["tool_calls"]
     assert [c["function"]["name"] for c in calls] == ["f"]
+
+
+def test_forced_calls_are_validated_off_the_event_loop(
+    client: TestClient, fake: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vresponses.pipeline import generate
+
+    threads: list[threading.Thread] = []
+    real = generate.arguments_valid
+
+    def recording(tool: Any, arguments: str) -> bool:
+        threads.append(threading.current_thread())
+        return real(tool, arguments)
+
+    monkeypatch.setattr(generate, "arguments_valid", recording)
+    loop_threads: set[threading.Thread] = set()
+    client.portal.call(lambda: loop_threads.add(threading.current_thread()))  # type: ignore[union-attr]
+    fake.enqueue(CALL)
+    tools = [{"type": "function", "name": "f", "parameters": {"type": "object"}}]
+    body = {"model": "fake-model", "input": "hi", "tools": tools, "tool_choice": "required"}
+    assert client.post("/v1/responses", json=body).status_code == 200
+    assert threads and not set(threads) & loop_threads
