@@ -18,6 +18,7 @@ from vresponses.engines.base import Engine, EngineError
 from vresponses.errors import APIError
 from vresponses.pipeline.jobs import Jobs, JobsConfig
 from vresponses.pipeline.service import Responder, ServiceConfig
+from vresponses.pipeline.tenants import Tenants
 from vresponses.settings import Settings
 from vresponses.store import make_store
 from vresponses.store.base import Store, StoreError
@@ -47,14 +48,17 @@ def create_app(
         the_store = store or make_store(settings.store)
         await the_store.open()
         engine = engine_factory(settings)
-        responder = Responder(engine, the_store, ServiceConfig(settings.tool_call_parser, settings.reasoning_parser))
+        config = ServiceConfig(settings.tool_call_parser, settings.reasoning_parser)
+        responder = Responder(engine, the_store, config, await Tenants.open(the_store), settings.limits)
         jobs = Jobs(
             responder,
             jobs_config
             or JobsConfig(
                 max_jobs=settings.max_background_jobs,
+                max_jobs_per_tenant=settings.max_background_jobs_per_key,
                 max_age_seconds=settings.retention_max_age_seconds,
                 max_rows=settings.retention_max_rows,
+                max_rows_per_tenant=settings.retention_max_rows_per_key,
             ),
         )
         app.state.vr = State(responder, jobs, Keys(settings.api_keys), settings.max_body_bytes)

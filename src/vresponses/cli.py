@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -11,6 +12,7 @@ import typer
 from rich.console import Console
 
 from vresponses.engines.vllm_local import VllmOptions
+from vresponses.pipeline.limits import Limits
 from vresponses.settings import Settings, default_home
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="The Responses API on a vLLM engine.")
@@ -136,8 +138,13 @@ def serve(
     trust_remote_code: Annotated[bool, typer.Option()] = False,
     engine_arg: Annotated[list[str] | None, typer.Option(help="Any other vLLM engine argument, KEY=VALUE.")] = None,
     max_background_jobs: Annotated[int, typer.Option()] = 16,
+    max_background_jobs_per_key: Annotated[int, typer.Option(help="One key's share of them.")] = 8,
     retention_max_age_days: Annotated[float, typer.Option(help="0 keeps responses forever.")] = 30.0,
     retention_max_rows: Annotated[int, typer.Option(help="0 means no row limit.")] = 1_000_000,
+    retention_max_rows_per_key: Annotated[int, typer.Option(help="0 means no per-key limit.")] = 100_000,
+    limit: Annotated[
+        list[str] | None, typer.Option(help="A request limit, NAME=VALUE (see SECURITY.md), e.g. max_input_items=4096.")
+    ] = None,
     max_body_mb: Annotated[float, typer.Option(help="Largest accepted request body.")] = 8.0,
     log_level: Annotated[str, typer.Option()] = "info",
 ) -> None:
@@ -185,10 +192,25 @@ def serve(
         reasoning_parser=reasoning_parser,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         max_background_jobs=max_background_jobs,
+        max_background_jobs_per_key=max_background_jobs_per_key,
         retention_max_age_seconds=retention_max_age_days * 86400 or None,
         retention_max_rows=retention_max_rows or None,
+        retention_max_rows_per_key=retention_max_rows_per_key or None,
+        limits=_parse_limits(limit or []),
     )
     run(settings, log_level)
+
+
+def _parse_limits(pairs: list[str]) -> Limits:
+    """Limits with NAME=VALUE overrides; a bad name or value is a usage error naming the valid names."""
+    names = {f.name for f in dataclasses.fields(Limits)}
+    values: dict[str, int] = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in names or not value.isdigit():
+            raise typer.BadParameter(f"{pair!r}: use NAME=INTEGER with NAME one of {', '.join(sorted(names))}")
+        values[name] = int(value)
+    return Limits(**values)
 
 
 def run(settings: Settings, log_level: str = "info") -> None:

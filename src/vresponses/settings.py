@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vresponses.engines.vllm_local import VllmOptions
+from vresponses.pipeline.limits import Limits
 
 
 def default_home() -> Path:
@@ -30,9 +31,12 @@ class Settings:
     tool_call_parser: str = "hermes"
     reasoning_parser: str | None = None
     max_body_bytes: int = 8 * 1024 * 1024
+    limits: Limits = field(default_factory=Limits)
     max_background_jobs: int = 16
+    max_background_jobs_per_key: int = 8
     retention_max_age_seconds: float | None = 30 * 24 * 3600
     retention_max_rows: int | None = 1_000_000
+    retention_max_rows_per_key: int | None = 100_000
 
     @property
     def store(self) -> str:

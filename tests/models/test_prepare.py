@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import struct
@@ -189,6 +190,7 @@ def fake_convert(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeConvert
     gguf = tmp_path / "fake.gguf"
     gguf.write_bytes(b"GGUF fake")
     monkeypatch.setattr(prepare, "find_gguf", lambda: gguf)
+    monkeypatch.setattr(prepare, "GGUF_SHA256", hashlib.sha256(b"GGUF fake").hexdigest())
     monkeypatch.setattr(convert, "load_tokenizer", lambda path: "tokenizer")
 
     def load_model(path: Path) -> str:
@@ -208,6 +210,21 @@ def fake_convert(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeConvert
     monkeypatch.setattr(convert, "save_folder", save_folder)
     monkeypatch.setattr(convert, "verify_folder", verify_folder)
     return fake
+
+
+def test_a_gguf_that_is_not_the_pinned_file_is_refused(
+    tmp_path: Path, fake_convert: FakeConvert, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prepare, "GGUF_SHA256", "0" * 64)
+    home = tmp_path / "home"
+    with pytest.raises(ModelVerificationError, match="sha256"):
+        prepare_default_model(home)
+    assert fake_convert.calls == 0 and not is_prepared(home)
+
+
+def test_the_installed_gguf_matches_the_pin() -> None:
+    digest = hashlib.sha256(find_gguf().read_bytes()).hexdigest()
+    assert digest == prepare.GGUF_SHA256
 
 
 def test_failed_verification_leaves_no_folder(tmp_path: Path, fake_convert: FakeConvert) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from vresponses.engines.fake import FakeTokenizer
@@ -128,3 +130,14 @@ def test_sandbox_blocks_attribute_escape() -> None:
     evil = "{{ messages.__class__.__mro__[1].__subclasses__() }}"
     with pytest.raises(InvalidRequest):
         renderer(evil).render([Message("user", "q")], None, [])
+
+
+def test_many_consecutive_assistant_items_merge_in_linear_time() -> None:
+    # Joining 60k pieces by repeated += copied the growing message each time (~10^11 bytes); a join is instant.
+    items = [Message(role="assistant", content="x" * 100) for _ in range(60_000)]
+    items += [Reasoning(id="r", text="y" * 100) for _ in range(20_000)]
+    started = time.perf_counter()
+    messages = renderer(SMOL).messages(items, None)
+    assert time.perf_counter() - started < 3.0
+    assert len(messages) == 2 and len(messages[0]["content"]) == 6_000_000
+    assert len(messages[1]["reasoning_content"]) == 2_000_000

@@ -43,7 +43,7 @@ async def test_migrations_are_idempotent_and_match_schema(store_url: str) -> Non
         await s.open()  # a second open on the same instance is a no-op
         try:
             async with s.engine.connect() as conn:
-                assert await conn.run_sync(migrate.current_revision) == migrate.head_revision() == "0001"
+                assert await conn.run_sync(migrate.current_revision) == migrate.head_revision() == "0002"
                 versions = (await conn.execute(text("SELECT count(*) FROM alembic_version"))).scalar_one()
                 assert versions == 1
                 # schema.py must describe exactly what the migrations build.
@@ -79,7 +79,7 @@ async def test_concurrent_writers_from_two_stores_do_not_lock_out(store_url: str
         await asyncio.gather(
             *((a if i % 2 else b).insert(row(rid, tenant="conc", status=IN_PROGRESS)) for i, rid in enumerate(ids))
         )
-        await asyncio.gather(a.renew_leases(ids[::2], 10.0), b.renew_leases(ids[1::2], 10.0), a.expire_leases(5.0))
+        await asyncio.gather(a.renew_leases(ids[::2], 10.0), b.renew_leases(ids[1::2], 10.0), a.expire_leases())
         assert all([await a.get(rid, "conc") for rid in ids])
     finally:
         await asyncio.gather(*(a.delete(rid, "conc") for rid in ids))
@@ -87,14 +87,57 @@ async def test_concurrent_writers_from_two_stores_do_not_lock_out(store_url: str
         await b.close()
 
 
+async def test_concurrent_prunes_from_two_stores_never_over_delete(store_url: str, row: Row) -> None:
+    stores = [SqlStore(store_url) for _ in range(3)]
+    for s in stores:
+        await s.open()
+    try:
+        async with stores[0].engine.begin() as conn:
+            await conn.execute(text("DELETE FROM responses"))
+        for i in range(300):
+            await stores[0].insert(row(f"p{i}", tenant=f"t{i % 3}", created_at=float(i)))
+        for _ in range(3):
+            await asyncio.gather(*(s.prune(None, 120) for s in stores), *(s.prune(None, None, 50) for s in stores))
+            assert await stores[0].count() == 120
+    finally:
+        for s in stores:
+            await s.close()
+
+
 async def test_concurrent_first_opens_migrate_once(fresh_url: str) -> None:
     stores = [SqlStore(fresh_url) for _ in range(4)]
     try:
         await asyncio.gather(*(s.open() for s in stores))
         async with stores[0].engine.connect() as conn:
-            assert await conn.run_sync(migrate.current_revision) == "0001"
+            assert await conn.run_sync(migrate.current_revision) == "0002"
+        # Every process on one database keys tenant ids with the same secret, made once.
+        secrets = await asyncio.gather(*(s.secret() for s in stores))
+        assert len(set(secrets)) == 1 and len(secrets[0]) == 32
     finally:
         await asyncio.gather(*(s.close() for s in stores))
+
+
+async def test_secret_survives_reopen_and_is_remade_if_deleted(fresh_url: str) -> None:
+    store = SqlStore(fresh_url)
+    await store.open()
+    first = await store.secret()
+    await store.close()
+    await store.open()
+    try:
+        assert await store.secret() == first
+        async with store.engine.begin() as conn:
+            await conn.execute(text("DELETE FROM store_secrets"))
+        remade = await store.secret()
+        assert remade != first and await store.secret() == remade
+    finally:
+        await store.close()
+
+
+def test_a_bad_url_never_shows_its_password() -> None:
+    for url in ("postgresql://me:s3cr3t@db:notaport/x", "me:s3cr3t@db", "postgresql://me:s3:cr@t@db:bad/x"):
+        with pytest.raises(ValueError) as info:
+            async_url(url)
+        assert "s3" not in str(info.value) and "s3" not in repr(info.value.__cause__ or "")
 
 
 async def test_unreachable_database_raises_store_error(backend: str, tmp_path: Path) -> None:

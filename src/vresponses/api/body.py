@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import msgspec
 from starlette.requests import Request
 
@@ -24,7 +25,8 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         if size > limit:
             raise BodyTooLarge(f"The request body is larger than {limit} bytes.")
         chunks.append(chunk)
-    return decode_object(b"".join(chunks))
+    # Decoding and the depth walk are linear but not small for 8 MB: off the event loop.
+    return await anyio.to_thread.run_sync(decode_object, b"".join(chunks))
 
 
 def decode_object(raw: bytes | str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from vresponses.pipeline.compact import compact
 from vresponses.pipeline.events import Event, Failed, Status
 from vresponses.pipeline.items import decode_items
 from vresponses.pipeline.response import ResponseObject, decode_response
-from vresponses.pipeline.service import Prepared, Responder, tenant_of
+from vresponses.pipeline.service import Prepared, Responder
 from vresponses.store.base import StoredResponse
 
 # A client that stops reading a stream for this long is dropped (its generation is aborted and stored).
@@ -92,7 +92,7 @@ async def _until_done_or_gone(request: Request, responder: Responder, prepared: 
 async def owned(conn: HTTPConnection) -> tuple[State, str, StoredResponse]:
     """The caller's stored response named in the path; 404 if it is missing or another key's."""
     st = state(conn)
-    tenant = tenant_of(st.keys.check(conn))
+    tenant = await st.responder.tenants.resolve(st.keys.check(conn))
     response_id = conn.path_params["response_id"]
     row = await st.responder.store.get(response_id, tenant)
     if row is None:

@@ -14,8 +14,9 @@ from vresponses.api.schema import CreateResponse, to_request
 from vresponses.api.wire import encode
 from vresponses.errors import NotFound
 from vresponses.pipeline.jobs import Jobs
+from vresponses.pipeline.limits import check_wire
 from vresponses.pipeline.request import ResponseRequest
-from vresponses.pipeline.service import Responder, tenant_of
+from vresponses.pipeline.service import Responder
 
 _JSON = "application/json"
 
@@ -44,11 +45,12 @@ def json_response(obj: Any, status: int = 200) -> Response:
 async def parse_request(st: State, conn: HTTPConnection, data: Any) -> ResponseRequest:
     """A create-response body, validated, for this caller's tenant, naming the served model."""
     key = st.keys.check(conn)
+    check_wire(data, st.responder.limits)  # item and tool counts, before validating item by item
     try:
         body = CreateResponse.model_validate(data)
     except ValidationError as exc:
         raise from_validation(exc) from None
-    req = to_request(body, tenant_of(key))
+    req = to_request(body, await st.responder.tenants.resolve(key))
     served = st.responder.engine.info.name
     if req.model != served:
         raise NotFound(

@@ -17,9 +17,12 @@ from vresponses.engines.base import (
     TokenLogprob,
 )
 
+# Ids of a FakeTokenizer's special tokens start here (above every code point).
+SPECIAL_BASE = 0x110000
+
 
 class FakeTokenizer:
-    """Whitespace-free toy tokenizer: one token per character, ChatML template."""
+    """Whitespace-free toy tokenizer: one token per character, ChatML template; special tokens when given."""
 
     chat_template: str | None = (
         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -27,10 +30,23 @@ class FakeTokenizer:
     )
     eos_token: str | None = "<|im_end|>"
     bos_token: str | None = None
+    # Strings encoded as one id each (SPECIAL_BASE + their index), as a real tokenizer's special tokens are.
+    all_special_tokens: tuple[str, ...] = ()
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        """One id per character (its code point)."""
-        return [ord(c) for c in text]
+        """One id per character (its code point), or per special token wherever one is spelled."""
+        ids: list[int] = []
+        i = 0
+        while i < len(text):
+            for n, special in enumerate(self.all_special_tokens):
+                if text.startswith(special, i):
+                    ids.append(SPECIAL_BASE + n)
+                    i += len(special)
+                    break
+            else:
+                ids.append(ord(text[i]))
+                i += 1
+        return ids
 
 
 @dataclass

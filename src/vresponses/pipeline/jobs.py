@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -58,10 +59,14 @@ class JobsConfig:
     """Bounds and timings for background work and retention."""
 
     max_jobs: int = 16
+    # One key's background responses may hold at most this many of the max_jobs slots.
+    max_jobs_per_tenant: int = 8
     lease_seconds: float = 15.0
     tick_seconds: float = 2.0
     max_age_seconds: float | None = None
     max_rows: int | None = None
+    # One key's stored responses beyond this are pruned (its oldest first), whatever other keys store.
+    max_rows_per_tenant: int | None = None
     prune_every_seconds: float = 60.0
 
 
@@ -74,28 +79,47 @@ class Jobs:
         self.config = config
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.logs: dict[str, EventLog] = {}
+        # Slots held per tenant, taken before the first await of submit(): a burst cannot overshoot the caps.
+        self._held: Counter[str] = Counter()
         self._maintainer: asyncio.Task[None] | None = None
-        self._last_prune = 0.0
+        self._last_prune = -float("inf")
 
     async def submit(self, prepared: Prepared) -> None:
-        """Store the queued row and start the work; 429 when max_jobs are already running."""
-        if len(self.tasks) >= self.config.max_jobs:
+        """Store the queued row and start the work; 429 when max_jobs, or the tenant's share, are running."""
+        tenant = prepared.tenant
+        held = self._held.total()
+        if held >= self.config.max_jobs:
+            raise TooManyRequests(f"{held} background responses are already running (limit {self.config.max_jobs}).")
+        if self._held[tenant] >= self.config.max_jobs_per_tenant:
             raise TooManyRequests(
-                f"{len(self.tasks)} background responses are already running (limit {self.config.max_jobs})."
+                f"{self._held[tenant]} of this key's background responses are already running "
+                f"(limit {self.config.max_jobs_per_tenant} per key)."
             )
-        row = self.responder.row(prepared, prepared.response)
-        await self.store.insert(row, lease_until=time.time() + self.config.lease_seconds)
+        self._held[tenant] += 1
         response_id = prepared.response.id
-        log_ = self.logs[response_id] = EventLog()
-        task = asyncio.create_task(self._work(prepared, log_), name=f"background {response_id}")
+        events_log = EventLog()
+        try:
+            row = self.responder.row(prepared, prepared.response)
+            await self.store.insert(row, lease_seconds=self.config.lease_seconds)
+            task = asyncio.create_task(self._work(prepared, events_log), name=f"background {response_id}")
+        except BaseException:
+            self._release(tenant)
+            raise
         self.tasks[response_id] = task
+        self.logs[response_id] = events_log
+        task.add_done_callback(lambda _: self._done(response_id, tenant))
 
-        def _ended(_: object) -> None:
-            self.tasks.pop(response_id, None)
-            self.logs.pop(response_id, None)
+    def _done(self, response_id: str, tenant: str) -> None:
+        self.tasks.pop(response_id, None)
+        log_ = self.logs.pop(response_id, None)
+        if log_ is not None:
             log_.close()
+        self._release(tenant)
 
-        task.add_done_callback(_ended)
+    def _release(self, tenant: str) -> None:
+        self._held[tenant] -= 1
+        if self._held[tenant] <= 0:
+            del self._held[tenant]
 
     async def _work(self, prepared: Prepared, events_log: EventLog) -> None:
         # run() stores the result, or on cancel/failure what was generated with that status.
@@ -135,20 +159,25 @@ class Jobs:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def tick(self) -> None:
-        """One maintenance pass: renew leases, act on remote cancels, expire dead rows, prune."""
-        now = time.time()
+        """One maintenance pass: renew leases, act on remote cancels, expire dead rows, prune.
+
+        Leases are measured by the store's clock, never this process's, so clock skew between processes
+        cannot fail another process's live jobs.
+        """
         if self.tasks:
-            cancelled = await self.store.renew_leases(list(self.tasks), now + self.config.lease_seconds)
+            cancelled = await self.store.renew_leases(list(self.tasks), self.config.lease_seconds)
             for response_id in cancelled:
                 await self.cancel_local(response_id)
-        expired = await self.store.expire_leases(now)
+        expired = await self.store.expire_leases()
         if expired:
             log.warning("marked %d background responses of a dead process as failed", expired)
+        now = time.monotonic()
         if now - self._last_prune >= self.config.prune_every_seconds:
             self._last_prune = now
-            older = now - self.config.max_age_seconds if self.config.max_age_seconds else None
-            if older is not None or self.config.max_rows is not None:
-                pruned = await self.store.prune(older, self.config.max_rows)
+            c = self.config
+            older = time.time() - c.max_age_seconds if c.max_age_seconds else None
+            if older is not None or c.max_rows is not None or c.max_rows_per_tenant is not None:
+                pruned = await self.store.prune(older, c.max_rows, c.max_rows_per_tenant)
                 if pruned:
                     log.info("retention removed %d stored responses", pruned)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from vresponses.engines.base import Tokenizer
 from vresponses.errors import InvalidRequest
 from vresponses.parsers.base import CallFormat, ToolSpec
+from vresponses.pipeline.control import ControlTokens
 from vresponses.pipeline.items import (
     Compaction,
     FunctionCall,
@@ -42,6 +43,37 @@ class Prompt:
     opens_reasoning: bool
 
 
+@dataclass(slots=True)
+class _Turn:
+    """One assistant message being assembled from consecutive items; joined once, never by repeated +=."""
+
+    content: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    # None until a call or message item joins: only then does the message carry a tool_calls list (maybe empty).
+    calls: list[dict[str, Any]] | None = None
+    has_content: bool = False
+
+    def message(self) -> dict[str, Any]:
+        """The chat message: content always, reasoning_content and tool_calls when items gave them."""
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content)}
+        if self.reasoning:
+            message["reasoning_content"] = "".join(self.reasoning)
+        if self.calls is not None:
+            message["tool_calls"] = self.calls
+        return message
+
+    def add_text(self, text: str) -> None:
+        """Append assistant content."""
+        self.content.append(text)
+        self.has_content = self.has_content or bool(text)
+
+    def add_calls(self) -> list[dict[str, Any]]:
+        """The message's tool_calls list, created when first asked for."""
+        if self.calls is None:
+            self.calls = []
+        return self.calls
+
+
 def tool_schema(tool: ToolSpec) -> dict[str, Any]:
     """A tool in the chat-template (OpenAI chat) shape."""
     function: dict[str, Any] = {"name": tool.name, "parameters": dict(tool.parameters)}
@@ -65,35 +97,35 @@ class Renderer:
         self.template = template
         self.tokenizer = tokenizer
         self.call_format = call_format or HERMES
+        self.control = ControlTokens(tokenizer)
 
     def messages(self, items: Sequence[Item], instructions: str | None) -> list[dict[str, Any]]:
         """Chat messages for the template: consecutive assistant items merge into one assistant message."""
-        out: list[dict[str, Any]] = []
+        out: list[dict[str, Any] | _Turn] = []
         if instructions:
             out.append({"role": "system", "content": instructions})
         names: dict[str, str] = {}
-        assistant: dict[str, Any] | None = None
+        turn: _Turn | None = None
         for item in items:
             if isinstance(item, Reasoning | OutputText | FunctionCall) or (
                 isinstance(item, Message) and item.role == "assistant"
             ):
-                if assistant is None or (isinstance(item, Reasoning) and assistant.get("content")):
-                    assistant = {"role": "assistant", "content": ""}
-                    out.append(assistant)
-                self._into_assistant(assistant, item, names)
+                if turn is None or (isinstance(item, Reasoning) and turn.has_content):
+                    turn = _Turn()
+                    out.append(turn)
+                self._into_assistant(turn, item, names)
                 continue
             if isinstance(item, WebSearchCall):
                 # A search the server ran: the model's call, then what it read, as for any tool.
-                if assistant is None:
-                    assistant = {"role": "assistant", "content": ""}
-                    out.append(assistant)
+                if turn is None:
+                    turn = _Turn()
+                    out.append(turn)
                 names[item.id] = SEARCH_TOOL
-                call = self._call(item.id, SEARCH_TOOL, json.dumps({"query": item.query}))
-                assistant.setdefault("tool_calls", []).append(call)
+                turn.add_calls().append(self._call(item.id, SEARCH_TOOL, json.dumps({"query": item.query})))
                 out.append(self._tool_message(item.id, item.results or item.error or "", names, "input"))
-                assistant = None
+                turn = None
                 continue
-            assistant = None
+            turn = None
             if isinstance(item, FunctionCallOutput):
                 out.append(self._tool_message(item.call_id, item.output, names, "input"))
             elif isinstance(item, Message) and item.role == "tool":
@@ -103,22 +135,22 @@ class Renderer:
                 out.append({"role": role, "content": item.content})
             elif isinstance(item, Compaction):
                 out.append({"role": "system", "content": f"Summary of the conversation so far:\n{item.summary}"})
-        return out
+        return [m.message() if isinstance(m, _Turn) else m for m in out]
 
-    def _into_assistant(self, message: dict[str, Any], item: Item, names: dict[str, str]) -> None:
+    def _into_assistant(self, turn: _Turn, item: Item, names: dict[str, str]) -> None:
         if isinstance(item, Reasoning):
-            message["reasoning_content"] = message.get("reasoning_content", "") + item.text
+            turn.reasoning.append(item.text)
             return
         if isinstance(item, OutputText):
-            message["content"] += item.text
+            turn.add_text(item.text)
             return
-        calls = message.setdefault("tool_calls", [])
+        calls = turn.add_calls()
         if isinstance(item, FunctionCall):
             names[item.call_id] = item.name
             calls.append(self._call(item.call_id, item.name, item.arguments))
             return
         assert isinstance(item, Message)
-        message["content"] += item.content
+        turn.add_text(item.content)
         for call in item.tool_calls:
             names[call.id] = call.name
             calls.append(self._call(call.id, call.name, call.arguments))
@@ -149,10 +181,28 @@ class Renderer:
     ) -> Prompt:
         """Render and tokenize the conversation; tools the template ignores go into the system message.
 
-        `variables` reach the template as it expects them (e.g. `reasoning_effort`, `enable_thinking`).
+        `variables` reach the template as it expects them (e.g. `reasoning_effort`, `enable_thinking`). Client
+        text that spells a control token (`<|im_start|>`) is encoded as text, never as that token.
         """
         messages = self.messages(items, instructions)
         schemas = [tool_schema(t) for t in tools] or None
+
+        def text(mark: Callable[[Any], Any]) -> str:
+            return self._text(mark(messages), mark(schemas) if schemas else None, variables)
+
+        plain = text(lambda value: value)
+        if self.control.spelled(messages) or self.control.spelled(schemas):
+            ids = self.control.encode_guarded(plain, text, param="input")
+        else:
+            ids = list(self.tokenizer.encode(plain, add_special_tokens=False))
+        return Prompt(text=plain, token_ids=ids, opens_reasoning=plain.rstrip().endswith("<think>"))
+
+    def _text(
+        self,
+        messages: list[dict[str, Any]],
+        schemas: list[dict[str, Any]] | None,
+        variables: Mapping[str, Any] | None,
+    ) -> str:
         if schemas and not self.template.supports_tools:
             messages = self._with_tool_prompt(messages, schemas)
         if not self.template.supports_tool_calls:
@@ -160,13 +210,11 @@ class Renderer:
         if not self.template.supports_reasoning:
             messages = [{k: v for k, v in m.items() if k != "reasoning_content"} for m in messages]
         try:
-            text = self.template.render(
+            return self.template.render(
                 messages, schemas if self.template.supports_tools else None, variables=variables
             )
         except TemplateRenderError as exc:
             raise InvalidRequest(str(exc), param="input") from exc
-        ids = self.tokenizer.encode(text, add_special_tokens=False)
-        return Prompt(text=text, token_ids=list(ids), opens_reasoning=text.rstrip().endswith("<think>"))
 
     def _with_tool_prompt(self, messages: list[dict[str, Any]], schemas: list[dict[str, Any]]) -> list[dict[str, Any]]:
         fmt = self.call_format

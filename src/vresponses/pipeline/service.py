@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Mapping
@@ -12,20 +11,22 @@ from dataclasses import dataclass, field, replace
 import anyio
 import msgspec
 
-from vresponses.engines.base import Engine
+from vresponses.engines.base import Engine, Placement
 from vresponses.errors import APIError, InvalidRequest, NotFound
 from vresponses.parsers import REASONING_PARSERS, TOOL_PARSERS, lookup
 from vresponses.pipeline.events import Event, Failed, Finished, Started, Status
 from vresponses.pipeline.generate import Plan, Stopped, generate
 from vresponses.pipeline.items import Item, ItemReference, decode_items, encode_items
+from vresponses.pipeline.limits import Limits, chain_too_large, check_request
 from vresponses.pipeline.output import OutputBuilder
 from vresponses.pipeline.prompt import PromptBuilder
 from vresponses.pipeline.request import ResponseRequest
 from vresponses.pipeline.response import ResponseObject, encode_response, new_response, new_response_id
 from vresponses.pipeline.sampling import sampling_options
 from vresponses.pipeline.template import ChatTemplate
+from vresponses.pipeline.tenants import Tenants
 from vresponses.pipeline.tools import check_output_format, check_tools, forced_tools, offered_tools
-from vresponses.store.base import Store, StoredResponse
+from vresponses.store.base import ChainLink, ChainTooLarge, Store, StoredResponse
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +63,35 @@ class Prepared:
     created_at: float = field(default_factory=time.time)
 
 
-def tenant_of(key: str | None) -> str:
-    """The tenant id stored with a response: a digest of the API key, never the key itself."""
-    if not key:
-        return ""
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
+def _check(req: ResponseRequest, limits: Limits) -> None:
+    """The size limits, then the tools and output format: cheap refusals before anything is loaded or rendered."""
+    check_request(req, limits)
+    check_tools(req.tools, req.tool_choice)
+    check_output_format(req.text)
+
+
+def _decoded(chain: list[ChainLink]) -> list[Item]:
+    items: list[Item] = []
+    for link in chain:
+        items.extend(decode_items(link.input_items))
+        items.extend(decode_items(link.output_items))
+    return items
 
 
 class Responder:
     """Runs create-response requests against one engine and one store."""
 
-    def __init__(self, engine: Engine, store: Store, config: ServiceConfig) -> None:
+    def __init__(
+        self, engine: Engine, store: Store, config: ServiceConfig, tenants: Tenants, limits: Limits | None = None
+    ) -> None:
         self.engine = engine
         self.store = store
         self.config = config
+        self.tenants = tenants
+        self.limits = limits or Limits()
+        # CPU-heavy preparation (size and schema checks, decoding history, rendering, tokenizing) runs in worker
+        # threads, a few at a time, so one large request never stalls the streams on the event loop.
+        self._cpu = anyio.CapacityLimiter(2)
         self._tool_parser = lookup(TOOL_PARSERS, config.tool_parser, "tool-call")
         self._reasoning_parser = (
             lookup(REASONING_PARSERS, config.reasoning_parser, "reasoning") if config.reasoning_parser else None
@@ -89,8 +105,7 @@ class Responder:
 
         `local` holds responses a connection kept in memory; `previous_response_id` is looked up there first.
         """
-        check_tools(req.tools, req.tool_choice)
-        check_output_format(req.text)
+        await anyio.to_thread.run_sync(_check, req, self.limits, limiter=self._cpu)
         if req.background and not req.store:
             raise InvalidRequest("background responses must be stored; drop 'store': false.", param="background")
         history = await self.history(req.previous_response_id, req.tenant, local) if req.previous_response_id else []
@@ -98,7 +113,7 @@ class Responder:
         offered = offered_tools(req.tools, req.tool_choice)
         # The context check comes first: a client whose prompt cannot fit (Codex's default one) is told that, as
         # `context_length_exceeded`, whatever else its request asks for.
-        prompt = self.prompts.build(history, req, offered)
+        prompt = await anyio.to_thread.run_sync(self.prompts.build, history, req, offered, limiter=self._cpu)
         if req.builtin_tools or req.tool_choice.mode == "web_search":
             raise InvalidRequest(
                 "Web search is not configured on this server: start it with --web-search PROVIDER "
@@ -119,6 +134,8 @@ class Responder:
             reasoning_parser=self._reasoning_parser(prompt.opens_reasoning) if self._reasoning_parser else None,
             forced={t.name: t for t in forced} if forced else None,
             parallel_tool_calls=req.parallel_tool_calls,
+            # Prefix-cache blocks are shared within a tenant (chains still hit), never across tenants.
+            placement=Placement(cache_salt=self.tenants.cache_salt(req.tenant)),
         )
         response = new_response(response_id, req, self.engine.info.name, options)
         return Prepared(response, plan, req.items, req.tenant, history=(*prompt.kept, *req.items))
@@ -127,7 +144,9 @@ class Responder:
         """How many tokens req's prompt takes (its history included), without the context check."""
         history = await self.history(req.previous_response_id, req.tenant) if req.previous_response_id else []
         items = resolve_references(req.items, history)
-        return self.prompts.count(history, replace(req, items=items), offered_tools(req.tools, req.tool_choice))
+        offered = offered_tools(req.tools, req.tool_choice)
+        count = self.prompts.count
+        return await anyio.to_thread.run_sync(count, history, replace(req, items=items), offered, limiter=self._cpu)
 
     async def history(
         self, response_id: str, tenant: str, local: Mapping[str, Conversation] | None = None
@@ -136,7 +155,10 @@ class Responder:
         if local is not None and response_id in local:
             held = local[response_id]
             return [*held.items, *held.response.output]
-        chain = await self.store.chain(response_id, tenant)
+        try:
+            chain = await self.store.chain(response_id, tenant, self.limits.max_chain_bytes)
+        except ChainTooLarge as exc:
+            raise chain_too_large(exc.total, self.limits) from None
         if chain is None:
             raise NotFound(
                 f"No response with id {response_id!r} was found.",
@@ -148,11 +170,7 @@ class Responder:
                 f"Response {response_id!r} is still {chain[-1].status}; wait for it to finish.",
                 param="previous_response_id",
             )
-        items: list[Item] = []
-        for row in chain:
-            items.extend(decode_items(row.input_items))
-            items.extend(decode_items(row.output_items))
-        return items
+        return await anyio.to_thread.run_sync(_decoded, chain, limiter=self._cpu)
 
     async def run(self, prepared: Prepared) -> AsyncGenerator[Event, None]:
         """Started, the item events, then Finished (stored first) or Failed; an interruption stores what was made.
@@ -206,7 +224,8 @@ class Responder:
             return
         row = self.row(prepared, response)
         if response.background:
-            await self.store.finish(row)
+            if not await self.store.finish(row):
+                log.warning("response %s was already final (expired, or cancelled); kept as it was", row.id)
         else:
             await self.store.insert(row)
 

@@ -7,14 +7,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import jsonschema
-from jsonschema.exceptions import SchemaError
-from referencing.exceptions import Unresolvable
-
 from vresponses.engines.base import Constraint
 from vresponses.errors import InvalidRequest
 from vresponses.parsers.base import CallFormat, ToolSpec
 from vresponses.pipeline.request import TextFormat, ToolChoice
+from vresponses.pipeline.schemas import check_schema, validates
 
 NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 EMPTY_PARAMETERS: Mapping[str, object] = {"type": "object", "properties": {}}
@@ -55,14 +52,6 @@ def offered_tools(tools: Sequence[ToolSpec], choice: ToolChoice) -> tuple[ToolSp
     return tuple(tools)
 
 
-def check_schema(schema: Mapping[str, object], param: str) -> None:
-    """Raise InvalidRequest unless schema is a valid JSON Schema."""
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except SchemaError as exc:
-        raise InvalidRequest(f"Invalid JSON Schema: {exc.message}", param=param) from None
-
-
 def check_output_format(text: TextFormat) -> None:
     """Raise InvalidRequest unless a json_schema output format carries a valid schema."""
     if text.type == "json_schema":
@@ -81,7 +70,7 @@ def output_schema(text: TextFormat) -> dict[str, Any] | None:
 
 
 def check_parameters(schema: Mapping[str, object], param: str) -> None:
-    """Raise InvalidRequest unless schema is a valid JSON Schema describing an object."""
+    """Raise InvalidRequest unless schema is a valid, self-contained JSON Schema describing an object."""
     check_schema(schema, param)
     kind = schema.get("type", "object")
     if kind != "object":
@@ -172,7 +161,4 @@ def arguments_valid(tool: ToolSpec | None, arguments: str) -> bool:
         return False
     if not isinstance(value, dict):
         return False
-    try:
-        return bool(jsonschema.validators.validator_for(tool.parameters)(tool.parameters).is_valid(value))
-    except Unresolvable:
-        return False  # a $ref that resolves nowhere: nothing can be shown to validate
+    return validates(tool.parameters, value)

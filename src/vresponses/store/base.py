@@ -29,6 +29,14 @@ class Conflict(StoreError):
     """A row with that id already exists."""
 
 
+class ChainTooLarge(Exception):
+    """A chain's stored items add up to more than the bytes the caller allowed; `total` is how far the walk got."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__(f"chain holds more than {total} bytes of items")
+        self.total = total
+
+
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
     """One response as stored: ids and status as columns, items and the full response as JSON bytes.
@@ -49,6 +57,17 @@ class StoredResponse:
     cancel_requested: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ChainLink:
+    """What rendering needs of one response in a chain: its link, status and items (never its body)."""
+
+    id: str
+    previous_response_id: str | None
+    status: str
+    input_items: bytes
+    output_items: bytes
+
+
 class Store(Protocol):
     """Durable response state; every read is scoped to the tenant (API key) that wrote the row."""
 
@@ -58,18 +77,29 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release connections."""
 
-    async def insert(self, row: StoredResponse, lease_until: float | None = None) -> None:
-        """Write a new row in one transaction; raise Conflict if the id exists."""
+    async def insert(self, row: StoredResponse, lease_seconds: float | None = None) -> None:
+        """Write a new row in one transaction; raise Conflict if the id exists.
 
-    async def finish(self, row: StoredResponse) -> None:
-        """Replace status, output_items, body and updated_at of an existing row in one transaction."""
+        An unfinished row gets a lease of lease_seconds from now by the store's clock (None: no lease).
+        """
+
+    async def finish(self, row: StoredResponse) -> bool:
+        """Replace status, output_items, body and updated_at of a row that is still unfinished; False if none is.
+
+        A final row (completed, failed, cancelled, incomplete) never changes again, so a lease that expired
+        while its job still ran cannot flip back.
+        """
+        ...
 
     async def get(self, response_id: str, tenant: str) -> StoredResponse | None:
         """Return the row, or None if it is missing, deleted, or another tenant's."""
         ...
 
-    async def chain(self, response_id: str, tenant: str) -> list[StoredResponse] | None:
-        """Return the row and all its ancestors, oldest first; None if any link is missing or not the tenant's."""
+    async def chain(self, response_id: str, tenant: str, max_bytes: int | None = None) -> list[ChainLink] | None:
+        """Return the row and all its ancestors, oldest first; None if any link is missing or not the tenant's.
+
+        Raise ChainTooLarge, having loaded no more than about max_bytes, once the links' items add up to more.
+        """
         ...
 
     async def delete(self, response_id: str, tenant: str) -> bool:
@@ -80,18 +110,34 @@ class Store(Protocol):
         """Flag an unfinished row for cancellation and return it (None if not found)."""
         ...
 
-    async def renew_leases(self, response_ids: Sequence[str], lease_until: float) -> list[str]:
-        """Extend the leases of rows this process is working on; return those whose cancel was requested."""
+    async def renew_leases(self, response_ids: Sequence[str], lease_seconds: float) -> list[str]:
+        """Extend the leases of rows this process works on to lease_seconds from now by the store's clock;
+        return those whose cancel was requested."""
         ...
 
-    async def expire_leases(self, now: float) -> int:
-        """Mark unfinished rows whose lease ran out (their process died) as failed; return how many."""
+    async def expire_leases(self) -> int:
+        """Mark unfinished rows whose lease ran out by the store's clock (their process died) as failed."""
         ...
 
-    async def prune(self, older_than: float | None, max_rows: int | None) -> int:
-        """Delete finished rows created before older_than and the oldest beyond max_rows; return how many."""
+    async def prune(
+        self, older_than: float | None, max_rows: int | None, max_rows_per_tenant: int | None = None
+    ) -> int:
+        """Delete finished rows created before older_than, beyond a tenant's max_rows_per_tenant, and beyond
+        max_rows (from the tenant holding the most rows first); return how many.
+
+        Concurrent prunes (other processes) never delete more than the limits ask: each batch counts and
+        deletes in one locked transaction.
+        """
         ...
 
     async def count(self) -> int:
         """How many rows are stored."""
+        ...
+
+    async def secret(self) -> bytes:
+        """The store's random key, created once with its schema and the same for every process that opens it."""
+        ...
+
+    async def adopt_tenant(self, legacy: str, tenant: str) -> int:
+        """Move every row stored under the tenant id `legacy` to `tenant`; return how many moved."""
         ...

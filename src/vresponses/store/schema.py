@@ -1,4 +1,4 @@
-"""The `responses` table as SQLAlchemy Core metadata, matching the head migration revision."""
+"""The `responses` and `store_secrets` tables as SQLAlchemy Core metadata, matching the head migration revision."""
 
 from __future__ import annotations
 
@@ -26,4 +26,13 @@ responses = Table(
     Index("ix_responses_previous_response_id", "previous_response_id"),
     Index("ix_responses_status_lease_until", "status", "lease_until"),
     Index("ix_responses_created_at", "created_at"),
+    Index("ix_responses_tenant_created_at", "tenant", "created_at"),
+)
+
+# Random keys the store holds for every process that opens it; "tenant_key" keys tenant ids and cache salts.
+store_secrets = Table(
+    "store_secrets",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("value", LargeBinary, nullable=False),
 )

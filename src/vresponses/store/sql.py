@@ -13,26 +13,61 @@ silently change the conversation a child continues.
 from __future__ import annotations
 
 import contextlib
+import re
+import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from alembic.util import CommandError
-from sqlalchemy import Integer, Row, Select, bindparam, delete, event, func, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Double,
+    Integer,
+    Row,
+    Select,
+    bindparam,
+    case,
+    cast,
+    delete,
+    event,
+    func,
+    literal,
+    literal_column,
+    null,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from vresponses.store import migrate
-from vresponses.store.base import FAILED, MAX_CHAIN_DEPTH, UNFINISHED, Conflict, StoredResponse, StoreError
+from vresponses.store.base import (
+    FAILED,
+    MAX_CHAIN_DEPTH,
+    UNFINISHED,
+    ChainLink,
+    ChainTooLarge,
+    Conflict,
+    StoredResponse,
+    StoreError,
+)
 from vresponses.store.schema import responses as t
+from vresponses.store.schema import store_secrets
 
 # How long a SQLite writer waits for another process's write lock before failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 
 _SQLITE_DRIVERS = {"sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"}
 _PG_DRIVERS = {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2"}
+
+_TENANT_KEY = "tenant_key"
 
 # Execution option that picks how the SQLite "begin" hook opens a transaction.
 _BEGIN = "vresponses_sqlite_begin"
@@ -42,13 +77,23 @@ def async_url(url: str) -> URL:
     """Map a plain sqlite:// or postgresql:// URL to its async driver; ValueError for anything else."""
     try:
         parsed = make_url(url)
-    except Exception as exc:  # SQLAlchemy raises ArgumentError, but any parse failure is a config error
-        raise ValueError(f"not a database URL: {url!r}") from exc
+    except Exception:  # SQLAlchemy raises ArgumentError, but any parse failure is a config error
+        # Not `from exc`: SQLAlchemy's message repeats the URL, password included.
+        raise ValueError(f"not a database URL: {redact(url)!r}") from None
     if parsed.drivername in _SQLITE_DRIVERS:
         return parsed.set(drivername="sqlite+aiosqlite")
     if parsed.drivername in _PG_DRIVERS:
         return parsed.set(drivername="postgresql+asyncpg")
     raise ValueError(f"unsupported store URL scheme {parsed.drivername!r}: use sqlite:/// or postgresql://")
+
+
+# user:password@ at the start or after the scheme; the password runs to the last '@' before the path.
+_PASSWORD = re.compile(r"(?P<head>(?:^|://)[^/@:]*:)[^/]*@")
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by '***', for messages and logs (also when it does not parse)."""
+    return _PASSWORD.sub(lambda m: m.group("head") + "***@", url)
 
 
 @contextlib.contextmanager
@@ -65,20 +110,50 @@ def _translated(action: str) -> Iterator[None]:
         raise StoreError(f"store {action} failed: {type(cause).__name__}: {cause}") from exc
 
 
+# Unbounded chains still stop at a cap this large (a corrupt cycle stops at MAX_CHAIN_DEPTH anyway).
+_NO_BYTE_CAP = 2**62
+
+
 def _chain_statement() -> Select[Any]:
+    # length() of a blob is read from the row header (SQLite) or the TOAST pointer (PostgreSQL): the walk
+    # totals sizes without loading items, and stops one link past the byte cap.
+    size = cast(func.length(t.c.input_items), BigInteger) + cast(func.length(t.c.output_items), BigInteger)
+    cap = bindparam("max_bytes", type_=BigInteger)
     start = (
-        select(t.c.id, t.c.previous_response_id.label("prev"), literal(0, Integer).label("depth"))
+        select(
+            t.c.id,
+            t.c.previous_response_id.label("prev"),
+            literal(0, Integer).label("depth"),
+            size.label("total"),
+        )
         .where(t.c.id == bindparam("id"), t.c.tenant == bindparam("tenant"))
         .cte("chain", recursive=True)
     )
     # The tenant filter on each step turns another tenant's ancestor into a missing link.
     step = (
-        select(t.c.id, t.c.previous_response_id, start.c.depth + 1)
+        select(t.c.id, t.c.previous_response_id, start.c.depth + 1, start.c.total + size)
         .join(start, t.c.id == start.c.prev)
-        .where(t.c.tenant == bindparam("tenant"), start.c.depth < bindparam("last_depth"))
+        .where(
+            t.c.tenant == bindparam("tenant"),
+            start.c.depth < bindparam("last_depth"),
+            start.c.total <= cap,
+        )
     )
     walk = start.union_all(step)
-    return select(t).join(walk, t.c.id == walk.c.id).order_by(walk.c.depth.desc())
+    within = walk.c.total <= cap
+    # Only what rendering needs, and items only of the links within the cap: never the response bodies.
+    return (
+        select(
+            t.c.id,
+            t.c.previous_response_id,
+            t.c.status,
+            walk.c.total,
+            case((within, t.c.input_items), else_=null()).label("input_items"),
+            case((within, t.c.output_items), else_=null()).label("output_items"),
+        )
+        .join(walk, t.c.id == walk.c.id)
+        .order_by(walk.c.depth.desc())
+    )
 
 
 # Built once: constructing this CTE costs more Python time than running it (SQLAlchemy caches only the
@@ -153,6 +228,54 @@ def _pg_engine(url: URL) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
 
 
+# The database's clock in Unix seconds (julianday has millisecond precision).
+_SQLITE_NOW: ColumnElement[float] = literal_column("((julianday('now') - 2440587.5) * 86400.0)", Double)
+_PG_NOW: ColumnElement[float] = literal_column("extract(epoch from clock_timestamp())::double precision", Double)
+
+PRUNE_BATCH = 1000
+# One prune pass deletes at most this many batches; the next pass (a minute later) goes on.
+PRUNE_MAX_BATCHES = 100
+# Transaction-scoped advisory lock that serializes prune batches across processes on one PostgreSQL database.
+PG_PRUNE_LOCK_KEY = 0x7672_6573_7073_0002
+_FINISHED = t.c.status.not_in(UNFINISHED)
+
+
+async def _delete_oldest(conn: AsyncConnection, tenant: str | None, limit: int, before: float | None = None) -> int:
+    """Delete up to `limit` of the oldest finished rows (of one tenant, or created before `before`)."""
+    oldest = select(t.c.id).where(_FINISHED)
+    if tenant is not None:
+        oldest = oldest.where(t.c.tenant == tenant)
+    if before is not None:
+        oldest = oldest.where(t.c.created_at < before)
+    oldest = oldest.order_by(t.c.created_at, t.c.id).limit(limit)
+    return int((await conn.execute(delete(t).where(t.c.id.in_(oldest)))).rowcount)
+
+
+async def _prune_batch(
+    conn: AsyncConnection, older_than: float | None, max_rows: int | None, per_tenant: int | None
+) -> int:
+    """One batch of the first retention rule that has work, counted and deleted in the caller's transaction."""
+    if older_than is not None and (n := await _delete_oldest(conn, None, PRUNE_BATCH, older_than)):
+        return n
+    by_size = select(t.c.tenant, func.count().label("n")).group_by(t.c.tenant).order_by(func.count().desc())
+    if per_tenant is not None:
+        quota = max(per_tenant, 0)
+        for tenant, n in (await conn.execute(by_size.having(func.count() > quota))).all():
+            if deleted := await _delete_oldest(conn, tenant, min(PRUNE_BATCH, n - quota)):
+                return deleted
+    if max_rows is not None:
+        total = (await conn.execute(select(func.count()).select_from(t))).scalar_one()
+        excess = total - max(max_rows, 0)
+        # The tenant holding the most rows gives them up first, down to the next largest; one whose rows are
+        # all unfinished is passed over.
+        ranked = (await conn.execute(by_size)).all() if excess > 0 else []
+        for i, (tenant, n) in enumerate(ranked):
+            runner_up = ranked[i + 1].n if i + 1 < len(ranked) else 0
+            if deleted := await _delete_oldest(conn, tenant, min(PRUNE_BATCH, excess, max(n - runner_up, 1))):
+                return deleted
+    return 0
+
+
 class SqlStore:
     """The Store protocol on SQLite or PostgreSQL, chosen by URL; call open() before use and close() after."""
 
@@ -199,8 +322,8 @@ class SqlStore:
             raise StoreError("store is not open")
         return self._reader
 
-    async def insert(self, row: StoredResponse, lease_until: float | None = None) -> None:
-        """Write a new row in one transaction; raise Conflict if the id exists."""
+    async def insert(self, row: StoredResponse, lease_seconds: float | None = None) -> None:
+        """Write a new row in one transaction; raise Conflict if the id exists (leases by the database's clock)."""
         values = {
             "id": row.id,
             "tenant": row.tenant,
@@ -209,7 +332,9 @@ class SqlStore:
             "created_at": row.created_at,
             "updated_at": row.updated_at,
             # Only in-flight work holds a lease; a final row never expires.
-            "lease_until": lease_until if row.status in UNFINISHED else None,
+            "lease_until": None
+            if row.status not in UNFINISHED or lease_seconds is None
+            else self._now() + lease_seconds,
             "cancel_requested": row.cancel_requested,
             "input_items": row.input_items,
             "output_items": row.output_items,
@@ -222,11 +347,10 @@ class SqlStore:
             except IntegrityError as exc:
                 raise Conflict(f"response {row.id!r} already exists") from exc
 
-    async def finish(self, row: StoredResponse) -> None:
-        """Replace status, output_items, body and updated_at; a final status also drops the lease.
-
-        A row deleted meanwhile (by its owner, mid-flight) stays deleted: nothing is written.
-        """
+    async def finish(self, row: StoredResponse) -> bool:
+        """Replace status, output_items, body and updated_at of a row still unfinished; a final status also drops
+        the lease. False when there is no such row: it was deleted meanwhile (it stays deleted), or it is final
+        already (a final row never flips back)."""
         values: dict[str, Any] = {
             "status": row.status,
             "output_items": row.output_items,
@@ -235,10 +359,11 @@ class SqlStore:
         }
         if row.status not in UNFINISHED:
             values["lease_until"] = None
-        stmt = update(t).where(t.c.id == row.id, t.c.tenant == row.tenant).values(values)
+        stmt = update(t).where(t.c.id == row.id, t.c.tenant == row.tenant, t.c.status.in_(UNFINISHED)).values(values)
         with _translated("finish"):
             async with self.engine.begin() as conn:
-                await conn.execute(stmt)
+                result = await conn.execute(stmt)
+        return bool(result.rowcount)
 
     async def get(self, response_id: str, tenant: str) -> StoredResponse | None:
         """Return the row, or None if it is missing, deleted, or another tenant's."""
@@ -247,19 +372,25 @@ class SqlStore:
                 r = (await conn.execute(_GET, {"id": response_id, "tenant": tenant})).first()
         return None if r is None else _row(r)
 
-    async def chain(self, response_id: str, tenant: str) -> list[StoredResponse] | None:
+    async def chain(self, response_id: str, tenant: str, max_bytes: int | None = None) -> list[ChainLink] | None:
         """Return the row and all its ancestors, oldest first; None if any link is missing or not the tenant's.
 
-        One recursive query; more than MAX_CHAIN_DEPTH rows (only possible with a corrupt cycle) is None.
+        One recursive query; more than MAX_CHAIN_DEPTH rows (only possible with a corrupt cycle) is None, and
+        items adding up to more than max_bytes raise ChainTooLarge, having loaded only those within it.
         """
-        params = {"id": response_id, "tenant": tenant, "last_depth": MAX_CHAIN_DEPTH - 1}
+        cap = _NO_BYTE_CAP if max_bytes is None else max_bytes
+        params = {"id": response_id, "tenant": tenant, "last_depth": MAX_CHAIN_DEPTH - 1, "max_bytes": cap}
         with _translated("chain"):
             async with self._read_engine().connect() as conn:
-                rows = [_row(r) for r in await conn.execute(_CHAIN, params)]
+                rows = list(await conn.execute(_CHAIN, params))
+        if rows and rows[0].total > cap:
+            raise ChainTooLarge(int(rows[0].total))
         # The walk stops at a missing or foreign link (or the depth cap), leaving a dangling oldest row.
         if not rows or rows[0].previous_response_id is not None:
             return None
-        return rows
+        return [
+            ChainLink(r.id, r.previous_response_id, r.status, bytes(r.input_items), bytes(r.output_items)) for r in rows
+        ]
 
     async def delete(self, response_id: str, tenant: str) -> bool:
         """Delete the row; False if it was not there for this tenant. Children keep their (broken) link."""
@@ -283,14 +414,18 @@ class SqlStore:
                 r = (await conn.execute(read)).first()
         return None if r is None else _row(r)
 
-    async def renew_leases(self, response_ids: Sequence[str], lease_until: float) -> list[str]:
+    def _now(self) -> ColumnElement[float]:
+        """The database's clock in Unix seconds: every process's leases are measured by this one clock."""
+        return _PG_NOW if self.dialect == "postgresql" else _SQLITE_NOW
+
+    async def renew_leases(self, response_ids: Sequence[str], lease_seconds: float) -> list[str]:
         """Extend the leases of unfinished rows in one UPDATE; return the ids whose cancel was requested."""
         if not response_ids:
             return []
         stmt = (
             update(t)
             .where(t.c.id.in_(list(response_ids)), t.c.status.in_(UNFINISHED))
-            .values(lease_until=lease_until)
+            .values(lease_until=self._now() + lease_seconds)
             .returning(t.c.id, t.c.cancel_requested)
         )
         with _translated("renew_leases"):
@@ -298,11 +433,12 @@ class SqlStore:
                 result = await conn.execute(stmt)
                 return [r.id for r in result if r.cancel_requested]
 
-    async def expire_leases(self, now: float) -> int:
-        """Mark unfinished rows whose lease ran out before `now` as failed; return how many.
+    async def expire_leases(self) -> int:
+        """Mark unfinished rows whose lease ran out by the database's clock as failed; return how many.
 
         Only the status column changes; `body` still says in_progress, so readers must trust `status`.
         """
+        now = self._now()
         stmt = (
             update(t)
             .where(t.c.status.in_(UNFINISHED), t.c.lease_until < now)
@@ -313,27 +449,48 @@ class SqlStore:
                 result = await conn.execute(stmt)
         return result.rowcount
 
-    async def prune(self, older_than: float | None, max_rows: int | None) -> int:
-        """Delete finished rows created before older_than, then the oldest finished beyond max_rows.
+    async def prune(
+        self, older_than: float | None, max_rows: int | None, max_rows_per_tenant: int | None = None
+    ) -> int:
+        """Delete finished rows created before older_than, beyond each tenant's quota, then beyond max_rows from
+        the tenant holding the most rows; unfinished rows are never deleted and still count.
 
-        Unfinished rows are never deleted and still count towards max_rows.
+        Works in batches of PRUNE_BATCH rows, each one transaction that counts and deletes under a lock all
+        processes share (PostgreSQL's advisory lock; SQLite's write lock), so concurrent prunes never
+        over-delete and no transaction holds its locks for long.
         """
-        finished = t.c.status.not_in(UNFINISHED)
         deleted = 0
-        with _translated("prune"):
-            async with self.engine.begin() as conn:
-                if older_than is not None:
-                    result = await conn.execute(delete(t).where(finished, t.c.created_at < older_than))
-                    deleted += result.rowcount
-                if max_rows is not None:
-                    total = (await conn.execute(select(func.count()).select_from(t))).scalar_one()
-                    excess = total - max(max_rows, 0)
-                    if excess > 0:
-                        # Walks the created_at index from the oldest end, skipping unfinished rows.
-                        oldest = select(t.c.id).where(finished).order_by(t.c.created_at, t.c.id).limit(excess)
-                        result = await conn.execute(delete(t).where(t.c.id.in_(oldest)))
-                        deleted += result.rowcount
+        for _ in range(PRUNE_MAX_BATCHES):
+            with _translated("prune"):
+                async with self.engine.begin() as conn:
+                    if self.dialect == "postgresql":
+                        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_PRUNE_LOCK_KEY})
+                    batch = await _prune_batch(conn, older_than, max_rows, max_rows_per_tenant)
+            deleted += batch
+            if batch == 0:
+                break
         return deleted
+
+    async def secret(self) -> bytes:
+        """The random key migration 0002 stored (made again, once, if someone deleted it)."""
+        read = select(store_secrets.c.value).where(store_secrets.c.name == _TENANT_KEY)
+        with _translated("secret"):
+            async with self.engine.begin() as conn:
+                value = (await conn.execute(read)).scalar_one_or_none()
+                if value is None:
+                    insert = sqlite_insert if self.dialect == "sqlite" else pg_insert
+                    fresh = {"name": _TENANT_KEY, "value": secrets.token_bytes(32)}
+                    await conn.execute(insert(store_secrets).values(fresh).on_conflict_do_nothing())
+                    value = (await conn.execute(read)).scalar_one()
+        return bytes(value)
+
+    async def adopt_tenant(self, legacy: str, tenant: str) -> int:
+        """Move every row of tenant `legacy` to `tenant` in one UPDATE; return how many moved."""
+        stmt = update(t).where(t.c.tenant == legacy).values(tenant=tenant)
+        with _translated("adopt_tenant"):
+            async with self.engine.begin() as conn:
+                result = await conn.execute(stmt)
+        return result.rowcount
 
     async def count(self) -> int:
         """How many rows are stored."""
