@@ -27,7 +27,7 @@ prepare: $(VENV)/.engine
 	$(BIN)/vresponses models prepare
 
 run: $(VENV)/.engine
-	$(BIN)/vresponses serve --host $(HOST) --port $(PORT) --api-key $(API_KEY)
+	$(BIN)/vresponses serve --host $(HOST) --port $(PORT) --api-key $(API_KEY) $(ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench
