@@ -163,3 +163,12 @@ async def test_redirects_are_not_followed() -> None:
     with pytest.raises(SearchError, match="HTTP 302"):
         await provider.search("q", max_results=5)
     assert len(rec.requests) == 1
+
+
+async def test_each_hit_is_bounded_and_titled() -> None:
+    huge = {"url": "https://a.example/", "title": None, "content": "<p>" + "lorem ipsum " * 20_000 + "</p>"}
+    rec = Recorder(lambda request: ok({"results": [huge, {"url": "javascript:alert(1)", "title": "x"}]}))
+    provider = SearxngProvider("http://127.0.0.1:8888", timeout=5, transport=rec.transport)
+    (result,) = await provider.search("lorem", max_results=5)
+    assert result.title == "https://a.example/"
+    assert 3000 < len(result.snippet) <= 4000 and result.snippet.startswith("lorem ipsum lorem")

@@ -96,9 +96,10 @@ def web_result(
     url = (url or "").strip()
     if not url.lower().startswith(("http://", "https://")) or len(url) > 2048:
         return None
+    # Raw text is cut before markup is stripped, so a huge field costs the event loop no more than a small one.
     return SearchResult(
-        title=clip(strip_tags(title or ""), 300) or url,
+        title=clip(strip_tags((title or "")[:2000]), 300) or url,
         url=url,
-        snippet=clip(strip_tags(snippet or ""), MAX_SNIPPET_CHARS),
+        snippet=clip(strip_tags((snippet or "")[: 4 * MAX_SNIPPET_CHARS]), MAX_SNIPPET_CHARS),
         published=squash(published or "")[:40] or None,
     )
