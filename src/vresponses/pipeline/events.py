@@ -48,13 +48,14 @@ class Started:
 
 @dataclass(frozen=True, slots=True)
 class ItemStarted:
-    """A new output item begins; calls carry their call id and name from the start."""
+    """A new output item begins; function calls carry their call id and name, web searches their query."""
 
     item_id: str
     output_index: int
     kind: ItemKind
     call_id: str | None = None
     name: str | None = None
+    query: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,8 @@ class Plan:
     placement: Placement = NO_PLACEMENT
     # False: the turn ends at the first complete call (the model may not make several).
     parallel_tool_calls: bool = True
+    # Tools the server runs itself (web search): their calls are collected for the caller, never emitted as items.
+    server_tools: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,8 @@ class Stopped:
     finish_reason: str
     usage: Usage
     replica: str | None = None
+    # Calls to the plan's server tools, as (name, arguments), in the order the model made them.
+    server_calls: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -103,15 +107,19 @@ async def generate(engine: Engine, plan: Plan, output: OutputBuilder) -> AsyncGe
             with anyio.CancelScope(shield=True):
                 await engine.abort(plan.request_id)
     if plan.forced is not None:
-        for event in _forced_calls(plan.forced, calls, output):
+        events, server_calls = _forced_calls(plan.forced, calls, output, plan.server_tools)
+        for event in events:
             yield event
+    else:
+        server_calls = _server_calls(plan.server_tools, calls)
     emitted = output.calls > 0
     if emitted and (finish == "stop" or cut or (finish == "length" and plan.forced is not None)):
         # A forced turn that ran out of tokens after complete calls still delivers them (the cut one is dropped).
         finish = "tool_calls"
     for event in output.close("completed" if finish in ("stop", "tool_calls") else "incomplete"):
         yield event
-    yield Stopped(finish, Usage(prompt_tokens, cached, output_tokens, reasoning_tokens), replica)
+    usage = Usage(prompt_tokens, cached, output_tokens, reasoning_tokens)
+    yield Stopped(finish, usage, replica, tuple(server_calls))
 
 
 def _parse(plan: Plan, text: str, final: bool) -> list[Text | Reasoning | ToolCallChunk]:
@@ -160,7 +168,7 @@ def _events(
         if piece.index not in calls.names and calls.names and not plan.parallel_tool_calls:
             return events, True
         calls.add(piece)
-        if plan.forced is None:
+        if plan.forced is None and calls.names[piece.index] not in plan.server_tools:
             events.extend(output.call(piece.index, piece.name, piece.arguments))
     if markup_seen and not text_emitted:
         # These tokens were markup or reasoning, not content: their logprobs belong to no content delta.
@@ -185,10 +193,17 @@ def _repeats(calls: _Calls) -> bool:
     return signature is not None and any(_signature(calls, i) == signature for i in calls.names if i != newest)
 
 
-def _forced_calls(tools: Mapping[str, ToolSpec], calls: _Calls, output: OutputBuilder) -> list[ItemEvent]:
+def _server_calls(server_tools: frozenset[str], calls: _Calls) -> list[tuple[str, str]]:
+    return [(name, "".join(calls.arguments[i])) for i, name in sorted(calls.names.items()) if name in server_tools]
+
+
+def _forced_calls(
+    tools: Mapping[str, ToolSpec], calls: _Calls, output: OutputBuilder, server_tools: frozenset[str]
+) -> tuple[list[ItemEvent], list[tuple[str, str]]]:
     # Constrained decoding makes calls valid; a call cut short by max_output_tokens is dropped, never returned,
     # and so is an exact repeat of an earlier call.
     events: list[ItemEvent] = []
+    server_calls: list[tuple[str, str]] = []
     seen: set[tuple[str, str] | None] = set()
     for index in sorted(calls.names):
         name = calls.names[index]
@@ -200,5 +215,8 @@ def _forced_calls(tools: Mapping[str, ToolSpec], calls: _Calls, output: OutputBu
         if signature in seen:
             continue
         seen.add(signature)
-        events.extend(output.whole_call(name, arguments))
-    return events
+        if name in server_tools:
+            server_calls.append((name, arguments))
+        else:
+            events.extend(output.whole_call(name, arguments))
+    return events, server_calls
