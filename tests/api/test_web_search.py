@@ -269,8 +269,9 @@ def test_forced_search_is_constrained_then_free(web: TestClient, fake: FakeEngin
     tag = json.loads(first.structural_tag)
     assert "web_search" in first.structural_tag and tag["format"]["stop_after_first"] is True
     assert second is None
-    openai = post(web, "/openai/v1/responses", tool_choice={"type": "web_search"})
-    assert openai["tool_choice"] == {"type": "web_search"}
+    fake.enqueue(search_call("forced"))
+    openai = post(web, "/openai/v1/responses", tool_choice={"type": "web_search_preview"})
+    assert openai["tool_choice"] == {"type": "web_search_preview"} and openai["output"][0]["action"]["query"]
 
 
 def test_function_and_search_mixed(web: TestClient, fake: FakeEngine, provider: FakeProvider) -> None:

@@ -136,7 +136,7 @@ def _tool_choice(r: ResponseObject) -> Any:
     if choice.mode == "function":
         return {"type": "function", "name": choice.name}
     if choice.mode == SEARCH_TOOL:
-        return {"type": SEARCH_TOOL}
+        return {"type": choice.name or SEARCH_TOOL}
     if choice.mode == "allowed_tools":
         return {
             "type": "allowed_tools",
