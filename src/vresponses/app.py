@@ -17,11 +17,13 @@ from vresponses.api.state import State
 from vresponses.engines.base import Engine, EngineError
 from vresponses.errors import APIError
 from vresponses.pipeline.jobs import Jobs, JobsConfig
+from vresponses.pipeline.search import SearchConfig
 from vresponses.pipeline.service import Responder, ServiceConfig
 from vresponses.pipeline.tenants import Tenants
 from vresponses.settings import Settings
 from vresponses.store import make_store
 from vresponses.store.base import Store, StoreError
+from vresponses.websearch import SearchProvider
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +36,32 @@ def start_engine(settings: Settings) -> Engine:
     return VllmEngine.start(settings.engine)
 
 
+def service_config(settings: Settings, search_provider: SearchProvider | None) -> ServiceConfig:
+    """The pipeline's choices: parsers, and web search when a provider was made for --web-search."""
+    search = None
+    if search_provider is not None:
+        search = SearchConfig(
+            search_provider, max_searches=settings.web_search_max_calls, timeout=settings.web_search_timeout
+        )
+    return ServiceConfig(settings.tool_call_parser, settings.reasoning_parser, web_search=search)
+
+
 def create_app(
     settings: Settings,
     engine_factory: Callable[[Settings], Engine] = start_engine,
     store: Store | None = None,
     jobs_config: JobsConfig | None = None,
     on_ready: Callable[[Engine], None] | None = None,
+    search_provider: SearchProvider | None = None,
 ) -> Starlette:
-    """The ASGI app; the engine and store start in its lifespan and stop with it."""
+    """The ASGI app; the engine and store start in its lifespan and stop with it, as does search_provider."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         the_store = store or make_store(settings.store)
         await the_store.open()
         engine = engine_factory(settings)
-        config = ServiceConfig(settings.tool_call_parser, settings.reasoning_parser)
+        config = service_config(settings, search_provider)
         responder = Responder(engine, the_store, config, await Tenants.open(the_store), settings.limits)
         jobs = Jobs(
             responder,
@@ -71,6 +84,8 @@ def create_app(
             await jobs.close()
             await engine.close()
             await the_store.close()
+            if search_provider is not None:
+                await search_provider.aclose()
 
     # Known errors are answered by the exception middleware; Exception (a bug) also reaches the server's log.
     handled = (APIError, HTTPException, ValidationError, EngineError, StoreError, Exception)

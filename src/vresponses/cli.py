@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.console import Console
 from vresponses.engines.vllm_local import VllmOptions
 from vresponses.pipeline.limits import Limits
 from vresponses.settings import Settings, default_home
+
+if TYPE_CHECKING:
+    from vresponses.websearch import SearchProvider
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="The Responses API on a vLLM engine.")
 models_app = typer.Typer(no_args_is_help=True, help="Manage the embedded default model.")
@@ -146,6 +149,12 @@ def serve(
         list[str] | None, typer.Option(help="A request limit, NAME=VALUE (see SECURITY.md), e.g. max_input_items=4096.")
     ] = None,
     max_body_mb: Annotated[float, typer.Option(help="Largest accepted request body.")] = 8.0,
+    web_search: Annotated[
+        str | None,
+        typer.Option(help="Where web_search searches: searxng=URL, ddgs[=BACKENDS], brave, tavily or local=PATH."),
+    ] = None,
+    web_search_timeout: Annotated[float, typer.Option(help="Seconds one web search may take.")] = 10.0,
+    web_search_max_calls: Annotated[int, typer.Option(min=1, help="Web searches one response may make.")] = 3,
     log_level: Annotated[str, typer.Option()] = "info",
 ) -> None:
     """Serve POST /v1/responses on a vLLM engine (the embedded default model when --model is not given)."""
@@ -197,6 +206,9 @@ def serve(
         retention_max_rows=retention_max_rows or None,
         retention_max_rows_per_key=retention_max_rows_per_key or None,
         limits=_parse_limits(limit or []),
+        web_search=web_search,
+        web_search_timeout=web_search_timeout,
+        web_search_max_calls=web_search_max_calls,
     )
     run(settings, log_level)
 
@@ -213,12 +225,26 @@ def _parse_limits(pairs: list[str]) -> Limits:
     return Limits(**values)
 
 
+def _search_provider(settings: Settings) -> SearchProvider | None:
+    """The --web-search provider, made before the engine starts so a bad value fails at once."""
+    if settings.web_search is None:
+        return None
+    from vresponses.websearch import SearchConfigError, make_provider
+
+    try:
+        return make_provider(settings.web_search, env=settings.search_keys, timeout=settings.web_search_timeout)
+    except SearchConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--web-search") from None
+
+
 def run(settings: Settings, log_level: str = "info") -> None:
     """Serve until interrupted."""
     import uvicorn
 
     from vresponses.app import create_app
     from vresponses.engines.base import Engine
+
+    search = _search_provider(settings)
 
     def ready(engine: Engine) -> None:
         console.print(f"\n[bold green]vresponses is ready[/bold green] at http://{settings.host}:{settings.port}/v1")
@@ -229,7 +255,7 @@ def run(settings: Settings, log_level: str = "info") -> None:
             console.print("  key:   none required (pass --api-key to require one)")
 
     uvicorn.run(
-        create_app(settings, on_ready=ready),
+        create_app(settings, on_ready=ready, search_provider=search),
         host=settings.host,
         port=settings.port,
         log_level=log_level,

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vresponses.engines.vllm_local import VllmOptions
 from vresponses.pipeline.limits import Limits
+from vresponses.websearch.config import KEY_VARIABLES
 
 
 def default_home() -> Path:
     """The data directory: $VRESPONSES_HOME, else ~/.cache/vresponses."""
     return Path(os.environ.get("VRESPONSES_HOME") or Path.home() / ".cache" / "vresponses")
+
+
+def search_keys() -> dict[str, str]:
+    """The web search providers' API keys set in the environment (BRAVE_API_KEY, TAVILY_API_KEY)."""
+    return {name: os.environ[name] for name in KEY_VARIABLES.values() if os.environ.get(name)}
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,12 @@ class Settings:
     retention_max_age_seconds: float | None = 30 * 24 * 3600
     retention_max_rows: int | None = 1_000_000
     retention_max_rows_per_key: int | None = 100_000
+    # --web-search PROVIDER[=CONFIG]; None: a request that asks for web search is a 400.
+    web_search: str | None = None
+    web_search_timeout: float = 10.0
+    # Searches one response may make (a request's max_tool_calls may lower it).
+    web_search_max_calls: int = 3
+    search_keys: Mapping[str, str] = field(default_factory=search_keys)
 
     @property
     def store(self) -> str:

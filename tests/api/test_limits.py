@@ -54,7 +54,10 @@ def test_too_many_items_or_tools(small: TestClient) -> None:
 
 
 def test_an_item_too_large_is_named(small: TestClient) -> None:
-    items = [{"role": "user", "content": "x"}, {"type": "reasoning", "content": [{"type": "reasoning_text", "text": "e" * 2000}]}]
+    items = [
+        {"role": "user", "content": "x"},
+        {"type": "reasoning", "content": [{"type": "reasoning_text", "text": "e" * 2000}]},
+    ]
     error = _error(small.post("/v1/responses", json={"model": M, "input": items}))
     assert error["param"] == "input[1]" and error["code"] == "input_item_too_large"
 
@@ -71,7 +74,10 @@ def test_what_a_request_stores_is_bounded_even_when_never_tokenized(small: TestC
 def test_a_chain_past_its_byte_cap_is_refused(small: TestClient) -> None:
     previous = None
     for _ in range(8):
-        body: dict[str, Any] = {"model": M, "input": [{"type": "reasoning", "content": [{"type": "reasoning_text", "text": "e" * 900}]}]}
+        body: dict[str, Any] = {
+            "model": M,
+            "input": [{"type": "reasoning", "content": [{"type": "reasoning_text", "text": "e" * 900}]}],
+        }
         if previous:
             body["previous_response_id"] = previous
         r = small.post("/v1/responses", json={**body, "max_tokens": 0})

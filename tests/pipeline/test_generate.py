@@ -140,3 +140,18 @@ async def test_length_leaves_the_last_item_incomplete() -> None:
     events = await run(engine, plan(options=SamplingOptions(max_tokens=2)), output)
     assert isinstance(events[-1], Stopped) and events[-1].finish_reason == "length"
     assert isinstance(output.items[0], Message) and output.items[0].status == "incomplete"
+
+
+async def test_server_tool_calls_are_collected_not_emitted() -> None:
+    engine = FakeEngine()
+    search = '<tool_call>\n{"name": "web_search", "arguments": {"query": "x"}}\n</tool_call>'
+    engine.enqueue("Let me look. ", search, "\n", CALL)
+    web = ToolSpec("web_search", None, {"type": "object", "properties": {"query": {"type": "string"}}})
+    p = plan(tool_parser=TOOL_PARSERS["hermes"]([ADD, web]), server_tools=frozenset({"web_search"}))
+    output = OutputBuilder()
+    events = await run(engine, p, output)
+    assert [s.name for s in events if isinstance(s, ItemStarted)] == [None, "add"]  # the message, then add only
+    stopped = events[-1]
+    assert isinstance(stopped, Stopped) and stopped.finish_reason == "tool_calls"
+    assert stopped.server_calls == (("web_search", '{"query": "x"}'),)
+    assert [type(i) for i in output.items] == [Message, FunctionCall]

@@ -61,7 +61,7 @@ def _tool_choice(r: ResponseObject) -> str:
     return choice.wire() if r.tools else choice.mode
 
 
-def _output_item(item: Item) -> dict[str, Any] | None:
+def _output_item(item: Item, include: tuple[str, ...] = ()) -> dict[str, Any] | None:
     if isinstance(item, Message):
         return {"type": "text", "text": item.content}
     if isinstance(item, OutputText):
@@ -87,13 +87,17 @@ def _output_item(item: Item) -> dict[str, Any] | None:
     if isinstance(item, Compaction):
         return {"type": "compaction", "id": item.id, "encrypted_content": seal(item.summary)}
     if isinstance(item, WebSearchCall):
+        # An extension of this dialect: sources always, the text the model read when included.
         sources = [{"type": "url", "url": s.url, "title": s.title} for s in item.sources]
-        return {
+        out = {
             "type": "web_search_call",
             "id": item.id,
             "status": item.status,
             "action": {"type": "search", "query": item.query, "sources": sources},
         }
+        if "web_search_call.results" in include:
+            out["results"] = item.results
+        return out
     return None
 
 
@@ -123,7 +127,7 @@ def response_wire(r: ResponseObject) -> dict[str, Any]:
         choices.append(
             {"index": 0, "finish_reason": _finish(r.finish_reason), "message": message, "logprobs": logprobs}
         )
-    output = [wire for item in r.output if (wire := _output_item(item)) is not None]
+    output = [wire for item in r.output if (wire := _output_item(item, r.include)) is not None]
     if calls and not text:
         output = [o for o in output if o["type"] != "text"]
     body: dict[str, Any] = {

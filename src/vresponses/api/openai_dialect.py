@@ -36,11 +36,16 @@ from vresponses.pipeline.items import (
     Reasoning,
     WebSearchCall,
 )
+from vresponses.pipeline.render import SEARCH_TOOL
 from vresponses.pipeline.request import ToolChoice
 from vresponses.pipeline.response import ResponseObject
 from vresponses.pipeline.sealed import seal
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
+SOURCES = "web_search_call.action.sources"
+RESULTS = "web_search_call.results"
+# The web_search_call statuses that have their own event (a failed search shows only in output_item.done).
+SEARCH_EVENTS = frozenset({"in_progress", "searching", "completed"})
 _TERMINAL = {
     Status.COMPLETED: "response.completed",
     Status.INCOMPLETE: "response.incomplete",
@@ -137,15 +142,20 @@ def item_wire(item: Item, item_id: str | None = None, include: tuple[str, ...] =
             "status": "completed",
         }
     if isinstance(item, WebSearchCall):
-        sources = [{"type": "url", "url": s.url} for s in item.sources]
-        return {
-            "type": "web_search_call",
-            "id": item.id,
-            "status": item.status,
-            "action": {"type": "search", "query": item.query, "sources": sources},
-        }
+        return _web_search_call(item, include)
     assert isinstance(item, Compaction)
     return {"type": "compaction", "id": item.id, "encrypted_content": seal(item.summary)}
+
+
+def _web_search_call(item: WebSearchCall, include: tuple[str, ...]) -> dict[str, Any]:
+    # As OpenAI's: sources only when included; the text the model read (`results`) is this server's extension.
+    action: dict[str, Any] = {"type": "search", "query": item.query}
+    if SOURCES in include:
+        action["sources"] = [{"type": "url", "url": s.url} for s in item.sources]
+    out = {"type": "web_search_call", "id": item.id, "status": item.status, "action": action}
+    if RESULTS in include:
+        out["results"] = item.results
+    return out
 
 
 def _tool_choice(r: ResponseObject) -> Any:
@@ -154,11 +164,15 @@ def _tool_choice(r: ResponseObject) -> Any:
         choice = ToolChoice(choice) if choice in ("none", "auto", "required") else ToolChoice("function", choice)
     if choice.mode == "function":
         return {"type": "function", "name": choice.name}
+    if choice.mode == SEARCH_TOOL:
+        return {"type": choice.name or SEARCH_TOOL}
     if choice.mode == "allowed_tools":
         return {
             "type": "allowed_tools",
             "mode": "required" if choice.require else "auto",
-            "tools": [{"type": "function", "name": n} for n in choice.allowed],
+            "tools": [
+                {"type": SEARCH_TOOL} if n == SEARCH_TOOL else {"type": "function", "name": n} for n in choice.allowed
+            ],
         }
     return choice.mode
 
@@ -282,10 +296,11 @@ class EventWriter:
         elif isinstance(event, ItemDone):
             yield from self._done(event)
         elif isinstance(event, SearchUpdate):
-            yield self._out(
-                f"response.web_search_call.{event.status}",
-                {"item_id": event.item_id, "output_index": event.output_index},
-            )
+            if event.status in SEARCH_EVENTS:
+                yield self._out(
+                    f"response.web_search_call.{event.status}",
+                    {"item_id": event.item_id, "output_index": event.output_index},
+                )
         elif isinstance(event, Started):
             body = {"response": response_wire(event.response)}
             yield self._out("response.created", body)
@@ -320,12 +335,10 @@ class EventWriter:
                 self._custom.add(e.item_id)
             yield self._out("response.output_item.added", {**at, "item": item})
         else:
-            item = {
-                "type": "web_search_call",
-                "id": e.item_id,
-                "status": "in_progress",
-                "action": {"type": "search", "query": e.name or "", "sources": []},
-            }
+            action: dict[str, Any] = {"type": "search", "query": e.query or ""}
+            if SOURCES in self.response.include:
+                action["sources"] = []
+            item = {"type": "web_search_call", "id": e.item_id, "status": "in_progress", "action": action}
             yield self._out("response.output_item.added", {**at, "item": item})
 
     def _done(self, e: ItemDone) -> Iterator[tuple[str, bytes]]:
@@ -334,6 +347,11 @@ class EventWriter:
         at = {"item_id": wire["id"], "output_index": e.output_index}
         if isinstance(item, Message):
             part = wire["content"][0]
+            for n, annotation in enumerate(part.get("annotations", ())):
+                yield self._out(
+                    "response.output_text.annotation.added",
+                    {**at, "content_index": 0, "annotation_index": n, "annotation": annotation},
+                )
             done: dict[str, Any] = {**at, "content_index": 0, "text": item.content}
             if self._logprobs:
                 done["logprobs"] = part.get("logprobs", [])

@@ -228,9 +228,10 @@ def _tool_choice(choice: str | ToolChoiceIn | None, have_tools: bool) -> ToolCho
     if isinstance(choice, str):
         return ToolChoice(choice)
     if choice.type in WEB_SEARCH_TYPES:
-        return ToolChoice("web_search")
+        return ToolChoice("web_search", name=choice.type)  # the type the client named, to echo
     if choice.type == "allowed_tools":
-        names = tuple(t.name for t in choice.tools or () if t.name)
+        # A built-in web search among the allowed tools is allowed by the name the model calls it by.
+        names = tuple(n for t in choice.tools or () if (n := "web_search" if t.type in WEB_SEARCH_TYPES else t.name))
         return ToolChoice("allowed_tools", allowed=names, require=choice.mode == "required")
     return ToolChoice("function", choice.function.name if choice.function else choice.name)
 

@@ -48,7 +48,7 @@ class Started:
 
 @dataclass(frozen=True, slots=True)
 class ItemStarted:
-    """A new output item begins; calls carry their call id and name (and the tool's kind) from the start."""
+    """A new output item begins; calls carry their call id, name and tool kind, web searches their query."""
 
     item_id: str
     output_index: int
@@ -58,6 +58,7 @@ class ItemStarted:
     # A call to a client's freeform tool, or to a function of one of its namespace tools.
     custom: bool = False
     namespace: str | None = None
+    query: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,8 @@ class Plan:
     placement: Placement = NO_PLACEMENT
     # False: the turn ends at the first complete call (the model may not make several).
     parallel_tool_calls: bool = True
+    # Tools the server runs itself (web search): their calls are collected for the caller, never emitted as items.
+    server_tools: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,8 @@ class Stopped:
     finish_reason: str
     usage: Usage
     replica: str | None = None
+    # Calls to the plan's server tools, as (name, arguments), in the order the model made them.
+    server_calls: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -104,16 +108,23 @@ async def generate(engine: Engine, plan: Plan, output: OutputBuilder) -> AsyncGe
                 await engine.abort(plan.request_id)
     if plan.forced is not None:
         # Validating against client schemas is bounded per call, but can add up: off the event loop.
+        server_calls = []
         for name, arguments in await anyio.to_thread.run_sync(_forced_calls, plan.forced, calls):
-            for event in output.whole_call(name, arguments):
-                yield event
+            if name in plan.server_tools:
+                server_calls.append((name, arguments))
+            else:
+                for event in output.whole_call(name, arguments):
+                    yield event
+    else:
+        server_calls = _server_calls(plan.server_tools, calls)
     emitted = output.calls > 0
     if emitted and (finish == "stop" or cut or (finish == "length" and plan.forced is not None)):
         # A forced turn that ran out of tokens after complete calls still delivers them (the cut one is dropped).
         finish = "tool_calls"
     for event in output.close("completed" if finish in ("stop", "tool_calls") else "incomplete"):
         yield event
-    yield Stopped(finish, Usage(prompt_tokens, cached, output_tokens, reasoning_tokens), replica)
+    usage = Usage(prompt_tokens, cached, output_tokens, reasoning_tokens)
+    yield Stopped(finish, usage, replica, tuple(server_calls))
 
 
 def _parse(plan: Plan, text: str, final: bool) -> list[Text | Reasoning | ToolCallChunk]:
@@ -162,7 +173,7 @@ def _events(
         if piece.index not in calls.names and calls.names and not plan.parallel_tool_calls:
             return events, True
         calls.add(piece)
-        if plan.forced is None:
+        if plan.forced is None and calls.names[piece.index] not in plan.server_tools:
             events.extend(output.call(piece.index, piece.name, piece.arguments))
     if markup_seen and not text_emitted:
         # These tokens were markup or reasoning, not content: their logprobs belong to no content delta.
@@ -185,6 +196,10 @@ def _repeats(calls: _Calls) -> bool:
     newest = max(calls.names)
     signature = _signature(calls, newest)
     return signature is not None and any(_signature(calls, i) == signature for i in calls.names if i != newest)
+
+
+def _server_calls(server_tools: frozenset[str], calls: _Calls) -> list[tuple[str, str]]:
+    return [(name, "".join(calls.arguments[i])) for i, name in sorted(calls.names.items()) if name in server_tools]
 
 
 def _forced_calls(tools: Mapping[str, ToolSpec], calls: _Calls) -> list[tuple[str, str]]:

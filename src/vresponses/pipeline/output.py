@@ -47,6 +47,7 @@ class OutputBuilder:
         self._special = {t.name: t for t in tools if t.custom or t.namespace}
         self._with_logprobs = with_logprobs
         self._next_index = first_index
+        self._first_index = first_index
         self._open: _Open | None = None
         # Streamed calls by the parser's call index, so a call's later fragments find their item.
         self._calls: dict[int, _Open] = {}
@@ -125,6 +126,10 @@ class OutputBuilder:
         self._next_index += 1
         self.items.append(item)
         return index
+
+    def update(self, index: int, item: Item) -> None:
+        """Replace the finished item at this output index (a search's final state, a message's citations)."""
+        self.items[index - self._first_index] = item
 
     def close(self, status: str = "completed") -> list[ItemEvent]:
         """Finish the open item, if any; its ItemDone carries the built item."""

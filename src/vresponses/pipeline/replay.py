@@ -14,6 +14,7 @@ from vresponses.pipeline.events import (
     ItemEvent,
     ItemStarted,
     ReasoningDelta,
+    SearchUpdate,
     Started,
     Status,
     TextDelta,
@@ -53,7 +54,13 @@ def _item_events(index: int, item: Item) -> list[ItemEvent]:
             ItemDone(index, item),
         ]
     if isinstance(item, WebSearchCall):
-        return [ItemStarted(item.id, index, "web_search_call", None, item.query), ItemDone(index, item)]
+        return [
+            ItemStarted(item.id, index, "web_search_call", query=item.query),
+            SearchUpdate(item.id, index, "in_progress"),
+            SearchUpdate(item.id, index, "searching"),
+            SearchUpdate(item.id, index, item.status),
+            ItemDone(index, item),
+        ]
     return [ItemDone(index, item)]
 
 

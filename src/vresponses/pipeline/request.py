@@ -11,7 +11,8 @@ from vresponses.pipeline.items import Item
 
 @dataclass(frozen=True, slots=True)
 class ToolChoice:
-    """`none`, `auto`, `required`, `function` (name: the forced tool) or `allowed_tools` (a subset, auto/required)."""
+    """`none`, `auto`, `required`, `function` (name: the forced tool), `web_search` (name: the built-in type the
+    client named) or `allowed_tools` (a subset, auto/required)."""
 
     mode: str = "auto"
     name: str | None = None

@@ -14,7 +14,8 @@ import msgspec
 from vresponses.engines.base import Engine, Placement
 from vresponses.errors import APIError, InvalidRequest, NotFound
 from vresponses.parsers import REASONING_PARSERS, TOOL_PARSERS, lookup
-from vresponses.pipeline.events import Event, Failed, Finished, Started, Status
+from vresponses.parsers.base import ToolSpec
+from vresponses.pipeline.events import Event, Failed, Finished, ItemEvent, Started, Status
 from vresponses.pipeline.generate import Plan, Stopped, generate
 from vresponses.pipeline.items import Item, ItemReference, decode_items, encode_items
 from vresponses.pipeline.limits import Limits, chain_too_large, check_request
@@ -23,6 +24,7 @@ from vresponses.pipeline.prompt import PromptBuilder
 from vresponses.pipeline.request import ResponseRequest
 from vresponses.pipeline.response import ResponseObject, encode_response, new_response, new_response_id
 from vresponses.pipeline.sampling import sampling_options
+from vresponses.pipeline.search import SearchConfig, SearchTurn, WebSearch, check_search_configured, search_tools
 from vresponses.pipeline.template import ChatTemplate
 from vresponses.pipeline.tenants import Tenants
 from vresponses.pipeline.tools import check_output_format, check_tools, forced_tools, offered_tools
@@ -37,6 +39,8 @@ class ServiceConfig:
 
     tool_parser: str = "hermes"
     reasoning_parser: str | None = None
+    # Server-run web search (--web-search); None: a request that asks for it is a 400.
+    web_search: SearchConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +65,14 @@ class Prepared:
     on_interrupt: Status = Status.INCOMPLETE
     # Sub-second creation time: retention removes the oldest first, and many responses share a second.
     created_at: float = field(default_factory=time.time)
+    # Set when the model may search: what re-rendering the turn after a search needs.
+    search: SearchTurn | None = None
 
 
-def _check(req: ResponseRequest, limits: Limits) -> None:
+def _check(req: ResponseRequest, tools: tuple[ToolSpec, ...], limits: Limits) -> None:
     """The size limits, then the tools and output format: cheap refusals before anything is loaded or rendered."""
     check_request(req, limits)
-    check_tools(req.tools, req.tool_choice)
+    check_tools(tools, req.tool_choice)
     check_output_format(req.text)
 
 
@@ -99,33 +105,40 @@ class Responder:
         tok = engine.tokenizer
         template = ChatTemplate(tok.chat_template, tok.bos_token, tok.eos_token)
         self.prompts = PromptBuilder(template, tok, self._tool_parser.call_format, engine.info.max_model_len)
+        self.web_search = (
+            WebSearch(config.web_search, engine, self.prompts, self._tool_parser, self._reasoning_parser)
+            if config.web_search
+            else None
+        )
 
     async def prepare(self, req: ResponseRequest, local: Mapping[str, Conversation] | None = None) -> Prepared:
         """Check everything that can fail before generation starts; raise APIError subclasses.
 
         `local` holds responses a connection kept in memory; `previous_response_id` is looked up there first.
         """
-        await anyio.to_thread.run_sync(_check, req, self.limits, limiter=self._cpu)
+        search = search_tools(req, self.config.web_search)
+        tools = (*req.tools, *search)
+        await anyio.to_thread.run_sync(_check, req, tools, self.limits, limiter=self._cpu)
         if req.background and not req.store:
             raise InvalidRequest("background responses must be stored; drop 'store': false.", param="background")
         history = await self.history(req.previous_response_id, req.tenant, local) if req.previous_response_id else []
         req = replace(req, items=resolve_references(req.items, history))
-        offered = offered_tools(req.tools, req.tool_choice)
+        offered = offered_tools(tools, req.tool_choice)
+        search = tuple(t for t in search if t in offered)  # tool_choice may leave the search out
         # The context check comes first: a client whose prompt cannot fit (Codex's default one) is told that, as
         # `context_length_exceeded`, whatever else its request asks for.
         prompt = await anyio.to_thread.run_sync(self.prompts.build, history, req, offered, limiter=self._cpu)
-        if req.builtin_tools or req.tool_choice.mode == "web_search":
-            raise InvalidRequest(
-                "Web search is not configured on this server: start it with --web-search PROVIDER "
-                "(searxng=URL, ddgs, brave, tavily or local=PATH).",
-                param="tools",
-            )
+        check_search_configured(req, self.config.web_search)
         response_id = new_response_id()
-        forced = forced_tools(req.tools, req.tool_choice)
+        forced = forced_tools(tools, req.tool_choice)
         parser_cls = self._tool_parser
         if forced and parser_cls.call_format is None:
             parser_cls = lookup(TOOL_PARSERS, "json", "tool-call")
-        options = sampling_options(req, self.engine.info, prompt.room, forced, parser_cls, bool(offered))
+        # A forced search is one call: a small model would otherwise repeat searches until max_output_tokens.
+        parallel = req.parallel_tool_calls and req.tool_choice.mode != "web_search"
+        options = sampling_options(
+            replace(req, parallel_tool_calls=parallel), self.engine.info, prompt.room, forced, parser_cls, bool(offered)
+        )
         plan = Plan(
             request_id=response_id,
             prompt_token_ids=prompt.token_ids,
@@ -133,18 +146,21 @@ class Responder:
             tool_parser=parser_cls(offered) if offered else None,
             reasoning_parser=self._reasoning_parser(prompt.opens_reasoning) if self._reasoning_parser else None,
             forced={t.name: t for t in forced} if forced else None,
-            parallel_tool_calls=req.parallel_tool_calls,
+            parallel_tool_calls=parallel,
+            server_tools=frozenset(t.name for t in search),
             # Prefix-cache blocks are shared within a tenant (chains still hit), never across tenants.
             placement=Placement(cache_salt=self.tenants.cache_salt(req.tenant)),
         )
         response = new_response(response_id, req, self.engine.info.name, options)
-        return Prepared(response, plan, req.items, req.tenant, history=(*prompt.kept, *req.items))
+        turn = SearchTurn(req, prompt.kept, offered) if search else None
+        return Prepared(response, plan, req.items, req.tenant, history=(*prompt.kept, *req.items), search=turn)
 
     async def count_tokens(self, req: ResponseRequest) -> int:
         """How many tokens req's prompt takes (its history included), without the context check."""
         history = await self.history(req.previous_response_id, req.tenant) if req.previous_response_id else []
         items = resolve_references(req.items, history)
-        offered = offered_tools(req.tools, req.tool_choice)
+        tools = (*req.tools, *search_tools(req, self.config.web_search))
+        offered = offered_tools(tools, req.tool_choice)
         count = self.prompts.count
         return await anyio.to_thread.run_sync(count, history, replace(req, items=items), offered, limiter=self._cpu)
 
@@ -181,7 +197,7 @@ class Responder:
         output = OutputBuilder(with_logprobs=prepared.plan.options.logprobs is not None, tools=response.tools)
         ended = False
         try:
-            async with aclosing(generate(self.engine, prepared.plan, output)) as events:
+            async with aclosing(self._turn(prepared, output)) as events:
                 started = False
                 async for event in events:
                     if not started:
@@ -207,6 +223,12 @@ class Responder:
                 with anyio.CancelScope(shield=True):
                     interrupted = response.finished(output.snapshot(), None, None, status=prepared.on_interrupt)
                     await self._save_quietly(prepared, interrupted)
+
+    def _turn(self, prepared: Prepared, output: OutputBuilder) -> AsyncGenerator[ItemEvent | Stopped, None]:
+        """The turn's generation: one, or several around the web searches the model asks for."""
+        if prepared.search is not None and self.web_search is not None:
+            return self.web_search.turn(prepared.plan, prepared.search, output)
+        return generate(self.engine, prepared.plan, output)
 
     async def complete(self, prepared: Prepared) -> ResponseObject:
         """Run to the end and return the final response: non-streaming is this fold over the same events."""

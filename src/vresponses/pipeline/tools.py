@@ -10,6 +10,7 @@ from typing import Any
 from vresponses.engines.base import Constraint
 from vresponses.errors import InvalidRequest
 from vresponses.parsers.base import CallFormat, ToolSpec
+from vresponses.pipeline.render import SEARCH_TOOL
 from vresponses.pipeline.request import TextFormat, ToolChoice
 from vresponses.pipeline.schemas import check_schema, validates
 
@@ -108,9 +109,11 @@ def call_schema(tool: ToolSpec, fmt: CallFormat) -> dict[str, Any]:
 
 
 def forced_tools(tools: Sequence[ToolSpec], choice: ToolChoice) -> tuple[ToolSpec, ...]:
-    """The tools a forced choice allows: the named one, or all for `required`; empty when not forced."""
-    if choice.mode == "function":
-        return tuple(t for t in tools if t.name == choice.name)
+    """The tools a forced choice allows: the named one (web_search names the built-in search), or all for `required`;
+    empty when not forced."""
+    if choice.mode in ("function", "web_search"):
+        name = choice.name if choice.mode == "function" else SEARCH_TOOL
+        return tuple(t for t in tools if t.name == name)
     if choice.mode == "required":
         return tuple(tools)
     if choice.mode == "allowed_tools" and choice.require:
