@@ -92,6 +92,9 @@ class ModelInfo:
     name: str
     max_model_len: int
     created: int = 0
+    # Capacity, where the engine knows it: sequences it runs at once and tokens its KV cache holds.
+    max_num_seqs: int | None = None
+    kv_cache_tokens: int | None = None
 
 
 class Tokenizer(Protocol):
