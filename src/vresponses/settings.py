@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vresponses.engines.vllm_local import VllmOptions
+from vresponses.pipeline.admission import Limits
+from vresponses.pipeline.ratelimit import KeyLimits
 
 
 def default_home() -> Path:
@@ -31,6 +33,13 @@ class Settings:
     max_background_jobs: int = 16
     retention_max_age_seconds: float | None = 30 * 24 * 3600
     retention_max_rows: int | None = 1_000_000
+    # Resilience: where keys come from, admission bounds, and how the server ends and recovers.
+    api_key_file: Path | None = None
+    allow_unauthenticated: bool = False
+    limits: Limits = field(default_factory=Limits)
+    key_limits: KeyLimits = field(default_factory=KeyLimits)
+    drain_timeout: float = 30.0
+    engine_restarts: int = 3
 
     @property
     def store(self) -> str:

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from vresponses.api import gradient
 from vresponses.api.auth import Keys
 from vresponses.api.errors import from_validation
+from vresponses.api.gate import admit
 from vresponses.api.metrics import observe
 from vresponses.api.schema import CreateResponse, to_request
 from vresponses.errors import BodyTooLarge, InvalidRequest, NotFound, Unavailable
@@ -126,6 +127,7 @@ async def create_response(request: Request) -> Response:
             code="model_not_found",
         )
     prepared = await st.responder.prepare(req)
+    admit(request, prepared, req.background)  # resilience hook: admission bounds (400/429) before engine work
     if req.background:
         await st.jobs.submit(prepared)
         return _json(gradient.response_wire(prepared.response))

@@ -14,6 +14,7 @@ import anyio
 from vresponses.engines.base import Engine, SamplingOptions
 from vresponses.errors import ContextTooLong, InvalidRequest, NotFound
 from vresponses.parsers import REASONING_PARSERS, TOOL_PARSERS, lookup
+from vresponses.pipeline.admission import reason
 from vresponses.pipeline.events import Event, Finished
 from vresponses.pipeline.generate import Plan, generate
 from vresponses.pipeline.items import Item, decode_items, encode_items
@@ -166,7 +167,7 @@ class Responder:
                     yield event
         except Exception as exc:
             status = "failed"
-            collector.response.error = type(exc).__name__
+            collector.response.error = reason(exc)  # resilience hook: the message of errors meant for clients
             raise
         finally:
             if not finished and prepared.response.store:
