@@ -65,6 +65,11 @@ def create_app(
             started_in=time.monotonic() - began,
         )
         admission = Admission(supervisor, settings.limits)
+        log.info(
+            "admission: up to %d requests and %d queued prompt tokens in the engine",
+            admission.max_requests,
+            admission.max_queued_prompt_tokens,
+        )
         supervisor.on_death(lambda reason: _fail_in_flight(admission, reason))
         supervisor.on_fatal(lifecycle.fatal)
         responder = Responder(admission, the_store, ServiceConfig(settings.tool_call_parser, settings.reasoning_parser))

@@ -31,7 +31,7 @@ def kill_server(*args: str) -> list[int]:
     ) as proc:
         assert proc.stdout is not None
         children = [int(p) for p in proc.stdout.readline().split()]
-        assert len(children) == 2 and all(alive(p) for p in children)
+        assert len(children) == 3 and all(alive(p) for p in children)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     return children

@@ -3,9 +3,12 @@
 The kernel does the work: a child armed with `PR_SET_PDEATHSIG` gets SIGKILL when its parent thread ends. vLLM
 starts its engine core either by fork (the default) or by spawn (forced on CPU and when CUDA is initialized), so a
 child is armed on both paths: an at-fork hook for forked children, and vLLM's own general-plugin hook (the
-`vllm.general_plugins` entry point, which vLLM loads in every engine process) for spawned ones. Only processes
-below a server that called `install()` are armed (it names itself in the environment); vLLM run on its own is
-untouched. The thread that starts the engine must outlive it: the main thread, or the supervisor's start thread.
+`vllm.general_plugins` entry point, which vLLM loads in every engine and worker process) for spawned ones. Each
+process dies with its own parent, so the chain server -> engine core -> worker unwinds from whichever link dies
+(vLLM's own worker death pipe left a CPU worker spinning, orphaned, after its engine core was killed). Only
+processes below a server that called `install()` are armed (it names itself in the environment); vLLM run on its
+own is untouched. The thread that starts a child must outlive it: the server's main thread or the supervisor's
+start thread, and the engine core's main thread (where vLLM starts its workers).
 """
 
 from __future__ import annotations
@@ -53,8 +56,7 @@ def _before_fork() -> None:
 
 
 def _after_fork_in_child() -> None:
-    # Only the server's own children: deeper descendants belong to vLLM, which ties its workers to the engine core.
-    if str(_forking_parent) == os.environ.get(ROOT_ENV):
+    if os.environ.get(ROOT_ENV):
         _die_with(_forking_parent)
 
 
@@ -69,10 +71,11 @@ def install() -> None:
 
 
 def arm() -> None:
-    """vLLM general plugin: in a process the armed server spawned, die with that parent."""
+    """vLLM general plugin: in a process spawned below the armed server (engine core, its workers), die with the
+    parent that started it."""
     root = os.environ.get(ROOT_ENV)
     if not root or root == str(os.getpid()):
         return
     parent = multiprocessing.parent_process()
-    if parent is not None and parent.pid is not None and str(parent.pid) == root:
+    if parent is not None and parent.pid is not None:
         _die_with(parent.pid)
