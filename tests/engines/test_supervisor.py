@@ -165,3 +165,22 @@ async def test_every_restart_runs_on_the_same_long_lived_thread() -> None:
         assert len(starts.threads) == 1 and threading.get_ident() not in starts.threads
     finally:
         await sup.close()
+
+
+async def test_closing_mid_restart_does_not_wait_and_closes_the_late_engine() -> None:
+    started, gate, late = threading.Event(), threading.Event(), FakeEngine()
+
+    def slow_start() -> FakeEngine:
+        started.set()
+        gate.wait(5)
+        return late
+
+    first = FakeEngine()
+    sup = SupervisedEngine(first, slow_start, FAST)
+    sup.start()
+    first.alive = False
+    await until(started.is_set)
+    async with asyncio.timeout(1):
+        await sup.close()  # a shutdown must not sit out an engine start (tens of seconds for vLLM)
+    gate.set()
+    await until(lambda: not late.alive)

@@ -10,11 +10,14 @@ supervisor) after `max_restarts` start attempts within `window_seconds`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from vresponses.engines.base import NO_PLACEMENT, Engine, EngineDelta, EngineError, Placement, SamplingOptions
@@ -74,9 +77,7 @@ class SupervisedEngine:
         self._on_death: list[Callable[[str], None]] = []
         self._on_fatal: list[Callable[[str], None]] = []
         self._watcher: asyncio.Task[None] | None = None
-        # One long-lived thread starts every later engine: a child's parent-death signal follows the thread that
-        # started it, so the thread must live as long as the engine does (see lifeline.py).
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-start")
+        self._thread = StartThread()
 
     def on_death(self, callback: Callable[[str], None]) -> None:
         """Call back with the reason when the engine dies (before any restart)."""
@@ -155,7 +156,6 @@ class SupervisedEngine:
             await asyncio.gather(self._watcher, return_exceptions=True)
         if previous == READY:
             await self._engine.close()
-        self._thread.shutdown(wait=False)
 
     async def _watch(self) -> None:
         while self.state == READY:
@@ -182,7 +182,6 @@ class SupervisedEngine:
             await dead.close()
         except Exception:
             log.warning("closing the dead engine failed", exc_info=True)
-        loop = asyncio.get_running_loop()
         delay = self.policy.backoff_seconds
         while self.state == RESTARTING:
             if not self._may_attempt():
@@ -192,14 +191,11 @@ class SupervisedEngine:
             await asyncio.sleep(delay)
             began = time.monotonic()
             try:
-                engine = await loop.run_in_executor(self._thread, self._start)
+                engine = await self._thread.run(self._start)
             except Exception:
                 log.exception("the engine failed to start")
                 delay = min(delay * 2, self.policy.max_backoff_seconds)
                 continue
-            if self.state != RESTARTING:  # closed while starting
-                await engine.close()
-                return
             self._engine = engine
             self._start_seconds = time.monotonic() - began
             self.restarts += 1
@@ -221,3 +217,46 @@ class SupervisedEngine:
         log.critical("giving up on the engine: %s", reason)
         for callback in self._on_fatal:
             callback(reason)
+
+
+class StartThread:
+    """One daemon thread that starts engines for the life of the process.
+
+    A child's parent-death signal follows the thread that started it, so this thread must live as long as the
+    engines it starts (see lifeline.py); being a daemon, it never holds up the process's exit either: an engine
+    still starting then dies with the process instead.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Engine], Future[Engine]]] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="engine-start", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            start, done = self._jobs.get()
+            if not done.set_running_or_notify_cancel():
+                continue
+            try:
+                done.set_result(start())
+            except BaseException as exc:
+                done.set_exception(exc)
+
+    async def run(self, start: Callable[[], Engine]) -> Engine:
+        """Run `start` on the thread; an engine that finishes starting after the caller gave up is closed."""
+        done: Future[Engine] = Future()
+        self._jobs.put((start, done))
+        try:
+            return await asyncio.wrap_future(done)
+        except asyncio.CancelledError:
+            loop = asyncio.get_running_loop()
+            done.add_done_callback(lambda f: _close_late(f, loop))
+            raise
+
+
+def _close_late(done: Future[Engine], loop: asyncio.AbstractEventLoop) -> None:
+    if done.cancelled() or done.exception() is not None:
+        return
+    engine = done.result()
+    # If the loop is gone the process is exiting, and the engine's processes die with it.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(lambda: loop.create_task(engine.close()))
