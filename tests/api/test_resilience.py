@@ -207,3 +207,14 @@ def test_no_rate_limit_headers_by_default(client: TestClient) -> None:
 def test_gate_counts_and_releases_requests(client: TestClient, path: str) -> None:
     client.get(path)
     assert client.app.state.lifecycle.active == 0
+
+
+def test_an_engine_that_cannot_restart_ends_the_server_with_exit_code_1() -> None:
+    with app_client(engine_restarts=0) as (client, engines, lifecycle):
+        exits: list[bool] = []
+        lifecycle.request_exit = lambda: exits.append(True)
+        lifecycle.parts.supervisor.policy = RestartPolicy(max_restarts=0, poll_seconds=0.01)  # type: ignore[union-attr]
+        engines.current.alive = False
+        until(lambda: bool(exits))
+        assert lifecycle.exit_code == 1 and lifecycle.state == "stopping" and len(engines.made) == 1
+        assert client.get("/health").status_code == 503

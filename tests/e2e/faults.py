@@ -180,8 +180,8 @@ class LoadFigures:
 
 
 async def overload(url: str, key: str, server_pid: int, clients: int, seconds: float) -> LoadFigures:
-    """`clients` clients each keep one short request outstanding, waiting out Retry-After after a refusal as the
-    SDKs do, while /health is probed every 20 ms."""
+    """`clients` clients, arriving over the first second, each keep one short request outstanding, waiting out
+    Retry-After after a refusal as the SDKs do, while /health is probed every 20 ms."""
     statuses: Counter[int] = Counter()
     refusal_ms: list[float] = []
     served_ms: list[float] = []
@@ -195,6 +195,8 @@ async def overload(url: str, key: str, server_pid: int, clients: int, seconds: f
 
         async def user(i: int) -> None:
             nonlocal missing_retry_after
+            # Clients arrive over the first second, as load ramps up, rather than as one thundering herd.
+            await asyncio.sleep(i / clients)
             while time.monotonic() < deadline:
                 began = time.perf_counter()
                 r = await client.post(url + "/v1/responses", json=body(f"Count to ten, {i}.", 24), headers=headers(key))
@@ -263,8 +265,11 @@ class KillFigures:
         }
 
 
-async def kill_engine(url: str, key: str, server_pid: int, streams: int = 16, background: int = 4) -> KillFigures:
-    """SIGKILL the engine core under open streams and background responses; watch every one end, then recovery."""
+async def kill_engine(
+    url: str, key: str, server_pid: int, streams: int = 16, background: int = 4, worker: bool = False
+) -> KillFigures:
+    """SIGKILL the engine core (or its worker) under open streams and background responses; watch every one end,
+    then the recovery."""
     async with httpx.AsyncClient(timeout=300) as client:
         earlier = []
         for i in range(3):
@@ -282,7 +287,7 @@ async def kill_engine(url: str, key: str, server_pid: int, streams: int = 16, ba
         core = engine_core(server_pid)
         engine_tree = [core, *descendants(core)]
         killed_at = time.monotonic()
-        os.kill(core, signal.SIGKILL)
+        os.kill(engine_tree[-1] if worker else core, signal.SIGKILL)
         health_503 = 0.0
         while not health_503:
             if (await client.get(url + "/health")).status_code == 503:

@@ -34,7 +34,7 @@ def digest(key: str) -> str:
 def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("faulty")
     srv = Server(f"sqlite:///{base / 'responses.db'}", KEY, base / "server.log")
-    srv.start()
+    srv.start(timeout=900)  # a shared 2-core machine can take minutes
     yield srv
     srv.stop()
 
@@ -57,7 +57,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory, key_file: Path) -> Iterator
         "--max-concurrent-requests", str(ADMITTED),
         "--drain-timeout", "8",
     )  # fmt: skip
-    srv.start()
+    srv.start(timeout=900)  # a shared 2-core machine can take minutes
     yield srv
     srv.stop()
 
