@@ -57,21 +57,7 @@ def create_app(
         await the_store.open()
         sources = KeySources(settings.api_keys, settings.api_key_file)
         keys = sources.load()
-        began = time.monotonic()
-        supervisor = SupervisedEngine(
-            engine_factory(settings),
-            lambda: engine_factory(settings),
-            RestartPolicy(max_restarts=settings.engine_restarts),
-            started_in=time.monotonic() - began,
-        )
-        admission = Admission(supervisor, settings.limits)
-        log.info(
-            "admission: up to %d requests and %d queued prompt tokens in the engine",
-            admission.max_requests,
-            admission.max_queued_prompt_tokens,
-        )
-        supervisor.on_death(lambda reason: _fail_in_flight(admission, reason))
-        supervisor.on_fatal(lifecycle.fatal)
+        supervisor, admission = _engine(settings, engine_factory, lifecycle)
         responder = Responder(admission, the_store, ServiceConfig(settings.tool_call_parser, settings.reasoning_parser))
         jobs = Jobs(
             responder,
@@ -112,6 +98,29 @@ def create_app(
     )
     app.state.lifecycle = lifecycle
     return app
+
+
+def _engine(
+    settings: Settings, engine_factory: Callable[[Settings], Engine], lifecycle: Lifecycle
+) -> tuple[SupervisedEngine, Admission]:
+    """Start the engine under a supervisor (restarts) behind admission (bounds); a fatal failure ends the server."""
+    began = time.monotonic()
+    first = engine_factory(settings)
+    supervisor = SupervisedEngine(
+        first,
+        lambda: engine_factory(settings),
+        RestartPolicy(max_restarts=settings.engine_restarts),
+        started_in=time.monotonic() - began,
+    )
+    admission = Admission(supervisor, settings.limits)
+    log.info(
+        "admission: up to %d requests and %d queued prompt tokens in the engine",
+        admission.max_requests,
+        admission.max_queued_prompt_tokens,
+    )
+    supervisor.on_death(lambda reason: _fail_in_flight(admission, reason))
+    supervisor.on_fatal(lifecycle.fatal)
+    return supervisor, admission
 
 
 def _fail_in_flight(admission: Admission, reason: str) -> None:

@@ -89,7 +89,13 @@ class Lifecycle:
         timeout = self.drain_timeout if grace is None else grace
         self.state = DRAINING
         self._deadline = time.monotonic() + timeout
-        log.warning("draining: %d requests in flight, up to %g s (signal again to stop now)", self.busy(), timeout)
+        jobs = len(self.parts.jobs.tasks) if self.parts is not None else 0
+        log.warning(
+            "draining for up to %g s: %d requests being answered, %d background responses (signal again to stop now)",
+            timeout,
+            self.active,
+            jobs,
+        )
         # Polled: the work is counted in three places (gate, admission, jobs) that know nothing of a drain.
         while self.busy() and time.monotonic() < self._deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
