@@ -184,3 +184,18 @@ async def test_closing_mid_restart_does_not_wait_and_closes_the_late_engine() ->
         await sup.close()  # a shutdown must not sit out an engine start (tens of seconds for vLLM)
     gate.set()
     await until(lambda: not late.alive)
+
+
+async def test_a_retired_supervisor_does_not_restart() -> None:
+    first, starts = FakeEngine(), Starts()
+    sup = SupervisedEngine(first, starts, FAST)
+    fatal: list[str] = []
+    sup.on_fatal(fatal.append)
+    sup.start()
+    try:
+        sup.retire()
+        first.alive = False
+        await until(lambda: sup.state == FAILED)
+        assert not starts.engines and not fatal  # stopping on purpose is not a fatal failure
+    finally:
+        await sup.close()

@@ -88,6 +88,9 @@ class Lifecycle:
         """Refuse new work, wait for in-flight work up to the grace period, stop the rest, then ask to exit."""
         timeout = self.drain_timeout if grace is None else grace
         self.state = DRAINING
+        if self.parts is not None:
+            # A signal to the process group reaches the engine too: its death now is no reason to start another.
+            self.parts.supervisor.retire()
         self._deadline = time.monotonic() + timeout
         jobs = len(self.parts.jobs.tasks) if self.parts is not None else 0
         log.warning(

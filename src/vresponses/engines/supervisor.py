@@ -77,11 +77,16 @@ class SupervisedEngine:
         self._on_death: list[Callable[[str], None]] = []
         self._on_fatal: list[Callable[[str], None]] = []
         self._watcher: asyncio.Task[None] | None = None
+        self._retired = False
         self._thread = StartThread()
 
     def on_death(self, callback: Callable[[str], None]) -> None:
         """Call back with the reason when the engine dies (before any restart)."""
         self._on_death.append(callback)
+
+    def retire(self) -> None:
+        """The server is stopping: a death from now on (its engine gets the same signal) is not restarted."""
+        self._retired = True
 
     def on_fatal(self, callback: Callable[[str], None]) -> None:
         """Call back with the reason when the engine cannot be restarted within the policy."""
@@ -184,6 +189,10 @@ class SupervisedEngine:
             log.warning("closing the dead engine failed", exc_info=True)
         delay = self.policy.backoff_seconds
         while self.state == RESTARTING:
+            if self._retired:
+                self.state = FAILED
+                log.info("not restarting the engine: the server is stopping")
+                return
             if not self._may_attempt():
                 self._give_up(f"{reason}; {self.policy.max_restarts} restarts in {self.policy.window_seconds:.0f} s")
                 return
