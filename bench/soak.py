@@ -66,8 +66,10 @@ def main() -> None:
                 target(faults.percentile(load.health_ms, 99) < 100, f"cycle {cycle}: /health p99 >= 100 ms")
                 # Odd cycles kill the engine core, even ones its worker process.
                 worker = cycle % 2 == 0
+                # Background responses count against the admitted requests too: open streams for the rest.
+                streams = max(1, args.admitted - 4)
                 kill = asyncio.run(
-                    faults.kill_engine(server.url, KEY, server.proc.pid, streams=args.admitted, worker=worker)
+                    faults.kill_engine(server.url, KEY, server.proc.pid, streams=streams, background=4, worker=worker)
                 )
                 report(f"cycle {cycle} kill {'worker' if worker else 'core'}", kill.summary())
                 target(kill.streams_errored == kill.streams_total, f"cycle {cycle}: a stream ended without error")

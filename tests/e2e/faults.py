@@ -142,6 +142,8 @@ async def open_streams(
     ]
     async with asyncio.timeout(300):
         await asyncio.gather(*(s.opened.wait() for s in streams))
+    refused = [s.last for s in streams if s.status != 200]
+    assert not refused, f"{len(refused)} streams were not admitted: {refused[0][:200]}"
     return streams, tasks
 
 
