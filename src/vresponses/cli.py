@@ -12,7 +12,9 @@ import typer
 from rich.console import Console
 
 from vresponses.engines.vllm_local import VllmOptions
+from vresponses.pipeline.admission import AdmissionLimits
 from vresponses.pipeline.limits import Limits
+from vresponses.pipeline.ratelimit import KeyLimits
 from vresponses.settings import Settings, default_home
 
 if TYPE_CHECKING:
@@ -117,7 +119,13 @@ def serve(
     served_model_name: Annotated[str | None, typer.Option(help="The model id clients send.")] = None,
     host: Annotated[str, typer.Option(envvar="HOST")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="PORT")] = 8000,
-    api_key: Annotated[list[str] | None, typer.Option(help="Accepted bearer key; repeat for several.")] = None,
+    api_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="VRESPONSES_API_KEY",
+            help="Accepted bearer key, or sha256:<hex> of one; repeat for several (env: space-separated).",
+        ),
+    ] = None,
     home: Annotated[Path, typer.Option(help="Data directory (models, database).")] = HOME,
     store: Annotated[str | None, typer.Option(help="sqlite:///path or postgresql://...")] = None,
     dialect: Annotated[
@@ -156,12 +164,35 @@ def serve(
     web_search_timeout: Annotated[float, typer.Option(help="Seconds one web search may take.")] = 10.0,
     web_search_max_calls: Annotated[int, typer.Option(min=1, help="Web searches one response may make.")] = 3,
     log_level: Annotated[str, typer.Option()] = "info",
+    # -- resilience: keys, admission, limits, shutdown and engine restarts --
+    api_key_file: Annotated[
+        Path | None, typer.Option(help="Keys, one per line (plain or sha256:<hex>); re-read on change and SIGHUP.")
+    ] = None,
+    allow_unauthenticated: Annotated[
+        bool, typer.Option(help="Serve without any key on a non-loopback address.")
+    ] = False,
+    max_concurrent_requests: Annotated[
+        int | None, typer.Option(help="Requests in the engine before 429 [default: 2 x the engine's batch].")
+    ] = None,
+    max_queued_prompt_tokens: Annotated[
+        int | None, typer.Option(help="Prompt tokens awaiting the engine before 429 [default: the KV cache].")
+    ] = None,
+    max_prompt_tokens: Annotated[int | None, typer.Option(help="Largest prompt of one request, in tokens.")] = None,
+    request_timeout: Annotated[float, typer.Option(help="Seconds one request may run; 0: no limit.")] = 600.0,
+    rate_limit_rpm: Annotated[int, typer.Option(help="Requests per minute per key; 0: no limit.")] = 0,
+    max_concurrent_per_key: Annotated[int, typer.Option(help="Requests in flight per key; 0: no limit.")] = 0,
+    drain_timeout: Annotated[float, typer.Option(help="Seconds SIGTERM lets responses finish.")] = 30.0,
+    engine_restarts: Annotated[
+        int, typer.Option(help="Engine restarts allowed per 10 minutes; 0: exit (code 1) when it dies.")
+    ] = 3,
 ) -> None:
     """Serve POST /v1/responses on a vLLM engine (the embedded default model when --model is not given)."""
     _engine_environment()
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if dialect not in ("gradient", "openai"):
         raise typer.BadParameter("use gradient or openai", param_hint="--dialect")
+    keys = tuple(api_key or ())
+    _check_keys(keys, api_key_file, host, allow_unauthenticated)
     name = served_model_name
     if model is None:
         from vresponses.models.prepare import DEFAULT_MODEL_NAME
@@ -193,7 +224,7 @@ def serve(
         engine=engine,
         host=host,
         port=port,
-        api_keys=tuple(api_key or ()),
+        api_keys=keys,
         home=home,
         store_url=store,
         dialect=dialect,
@@ -209,6 +240,14 @@ def serve(
         web_search=web_search,
         web_search_timeout=web_search_timeout,
         web_search_max_calls=web_search_max_calls,
+        api_key_file=api_key_file,
+        allow_unauthenticated=allow_unauthenticated,
+        admission=AdmissionLimits(
+            max_concurrent_requests, max_queued_prompt_tokens, max_prompt_tokens, request_timeout or None
+        ),
+        key_limits=KeyLimits(rate_limit_rpm or None, max_concurrent_per_key or None),
+        drain_timeout=drain_timeout,
+        engine_restarts=engine_restarts,
     )
     run(settings, log_level)
 
@@ -237,30 +276,40 @@ def _search_provider(settings: Settings) -> SearchProvider | None:
         raise typer.BadParameter(str(exc), param_hint="--web-search") from None
 
 
-def run(settings: Settings, log_level: str = "info") -> None:
-    """Serve until interrupted."""
-    import uvicorn
+def _check_keys(keys: tuple[str, ...], key_file: Path | None, host: str, allow_unauthenticated: bool) -> None:
+    from vresponses.api.keys import check_sources
 
+    if not keys and "VRESPONSES_API_KEY" in os.environ and not os.environ["VRESPONSES_API_KEY"].strip():
+        keys = ("",)  # set but empty: an intended key that is missing, never an open server
+    try:
+        warning = check_sources(keys, key_file, host, allow_unauthenticated)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if warning:
+        console.print(f"[bold red]warning:[/bold red] {warning}")
+
+
+def run(settings: Settings, log_level: str = "info") -> None:
+    """Serve until stopped (SIGTERM drains first); exit with the server's exit code."""
     from vresponses.app import create_app
     from vresponses.engines.base import Engine
+    from vresponses.server import serve
 
     search = _search_provider(settings)
 
     def ready(engine: Engine) -> None:
         console.print(f"\n[bold green]vresponses is ready[/bold green] at http://{settings.host}:{settings.port}/v1")
         console.print(f"  model: [bold]{engine.info.name}[/bold] (context {engine.info.max_model_len} tokens)")
-        if settings.api_keys:
-            console.print(f"  key:   [bold]{settings.api_keys[0]}[/bold]")
+        # Keys are never printed or logged: the operator who configured them has them.
+        if settings.api_keys or settings.api_key_file:
+            console.print("  keys:  required (Authorization: Bearer <key>)")
         else:
-            console.print("  key:   none required (pass --api-key to require one)")
+            console.print("  keys:  none required (loopback only; pass --api-key to require one)")
 
-    uvicorn.run(
-        create_app(settings, on_ready=ready, search_provider=search),
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        timeout_graceful_shutdown=10,
-    )
+    code = serve(create_app(settings, on_ready=ready, search_provider=search), settings.host, settings.port, log_level)
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:

@@ -9,13 +9,19 @@ class APIError(Exception):
     status = 500
     type = "server_error"
     code: str | None = None
+    # Seconds a client should wait before retrying (the Retry-After header of a 429 or 503).
+    retry_after: int | None = None
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, param: str | None = None, code: str | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         if code is not None:
             self.code = code
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class InvalidRequest(APIError):
@@ -61,12 +67,21 @@ class BodyTooLarge(APIError):
     code = "request_too_large"
 
 
+class UnsupportedMediaType(APIError):
+    """A POST body that is not declared as JSON (so a web page cannot send it cross-site as text/plain)."""
+
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
 class TooManyRequests(APIError):
     """A bound on concurrent work was reached."""
 
     status = 429
     type = "rate_limit_error"
     code = "rate_limit_exceeded"
+    retry_after = 1
 
 
 class Unavailable(APIError):
@@ -75,6 +90,15 @@ class Unavailable(APIError):
     status = 503
     type = "service_unavailable"
     code = "service_unavailable"
+    retry_after = 1
+
+
+class RequestTimeout(APIError):
+    """The request ran longer than the server's wall-clock limit."""
+
+    status = 504
+    type = "timeout_error"
+    code = "request_timeout"
 
 
 class InternalError(APIError):

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vresponses.engines.vllm_local import VllmOptions
+from vresponses.pipeline.admission import AdmissionLimits
 from vresponses.pipeline.limits import Limits
+from vresponses.pipeline.ratelimit import KeyLimits
 from vresponses.websearch.config import KEY_VARIABLES
 
 
@@ -50,6 +52,13 @@ class Settings:
     # Searches one response may make (a request's max_tool_calls may lower it).
     web_search_max_calls: int = 3
     search_keys: Mapping[str, str] = field(default_factory=search_keys)
+    # Resilience: where keys come from, admission bounds, and how the server ends and recovers.
+    api_key_file: Path | None = None
+    allow_unauthenticated: bool = False
+    admission: AdmissionLimits = field(default_factory=AdmissionLimits)
+    key_limits: KeyLimits = field(default_factory=KeyLimits)
+    drain_timeout: float = 30.0
+    engine_restarts: int = 3
 
     @property
     def store(self) -> str:

@@ -42,6 +42,9 @@ def translate(exc: BaseException) -> APIError:
             return translate(inner)
     if isinstance(exc, APIError):
         return exc
+    if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        # A task group around one request (e.g. a disconnect watcher) wraps the request's own error.
+        return translate(exc.exceptions[0])
     if isinstance(exc, ValidationError):
         return from_validation(exc)
     if isinstance(exc, EngineRejected):
@@ -49,7 +52,7 @@ def translate(exc: BaseException) -> APIError:
     if isinstance(exc, EngineBusy):
         return TooManyRequests(f"The engine is at capacity: {exc}")
     if isinstance(exc, EngineError):
-        return Unavailable(f"The engine is unavailable: {exc}")
+        return Unavailable(f"The engine is unavailable: {exc}", retry_after=getattr(exc, "retry_after", None))
     if isinstance(exc, StoreError):
         return Unavailable("The response store is unavailable; try again.")
     if isinstance(exc, HTTPException):
@@ -106,7 +109,7 @@ def body(exc: APIError) -> bytes:
 
 def response(exc: APIError) -> Response:
     """The JSON error response for an APIError."""
-    headers = {"Retry-After": "1"} if exc.status in (429, 503) else None
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     if exc.status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
     return Response(body(exc), status_code=exc.status, media_type="application/json", headers=headers)

@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from vresponses.api.body import read_json
 from vresponses.api.dialect import Dialect
+from vresponses.api.gate import admit
 from vresponses.api.gradient import Gradient
 from vresponses.api.metrics import observe
 from vresponses.api.openai_dialect import OpenAI
@@ -56,6 +57,7 @@ def _create(dialect: Dialect) -> Callable[[Request], Awaitable[Response]]:
         st = state(request)
         req = await parse_request(st, request, await read_json(request, st.max_body))
         prepared = await st.responder.prepare(req)
+        admit(request, prepared, req.background)  # admission bounds (400/429) before any engine work
         if req.background:
             await st.jobs.submit(prepared)
             return json_response(dialect.response(prepared.response))

@@ -16,6 +16,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from vresponses.api import errors
 from vresponses.api.body import decode_object
+from vresponses.api.gate import admit
 from vresponses.api.state import State, parse_request, state
 from vresponses.api.wire import encode
 from vresponses.errors import APIError, InvalidRequest
@@ -71,6 +72,7 @@ def websocket_session(dialect: Dialect) -> Callable[[WebSocket], Awaitable[None]
             previous = data.get("previous_response_id") if isinstance(data.get("previous_response_id"), str) else None
             req = await parse_request(st, ws, _create_body(data))
             prepared = await st.responder.prepare(req, held)
+            admit(ws, prepared, background=False)
         except Exception as exc:
             _forget(held, previous)
             await ws.send_text(error_frame(errors.translate(exc)))

@@ -102,6 +102,9 @@ class ModelInfo:
     created: int = 0
     # The model's own sampling defaults (generation_config.json), applied where a request leaves a value unset.
     sampling_defaults: Mapping[str, float] = field(default_factory=dict)
+    # Capacity, where the engine knows it: sequences it runs at once and tokens its KV cache holds.
+    max_num_seqs: int | None = None
+    kv_cache_tokens: int | None = None
 
 
 class Tokenizer(Protocol):
@@ -117,8 +120,15 @@ class Tokenizer(Protocol):
 class Engine(Protocol):
     """Generates from token ids; one implementation per engine kind, plus a scripted fake."""
 
-    info: ModelInfo
-    tokenizer: Tokenizer
+    @property
+    def info(self) -> ModelInfo:
+        """The loaded model."""
+        ...
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The model's tokenizer (rendering happens in front of the engine)."""
+        ...
 
     def generate(
         self,

@@ -88,11 +88,14 @@ class VllmEngine:
         args = AsyncEngineArgs(**kwargs)
         llm = AsyncLLM.from_engine_args(args)
         config = llm.model_config
+        cache = llm.vllm_config.cache_config
         info = ModelInfo(
             name=options.served_model_name or options.model,
             max_model_len=int(config.max_model_len),
             created=int(time.time()),
             sampling_defaults=_sampling_defaults(config),
+            max_num_seqs=int(llm.vllm_config.scheduler_config.max_num_seqs),
+            kv_cache_tokens=int(cache.num_gpu_blocks * cache.block_size) if cache.num_gpu_blocks else None,
         )
         tokenizer = cast(Tokenizer, llm.get_tokenizer())
         return cls(llm, info, tokenizer)

@@ -12,9 +12,10 @@ import anyio
 import msgspec
 
 from vresponses.engines.base import Engine, Placement
-from vresponses.errors import APIError, InvalidRequest, NotFound
+from vresponses.errors import InvalidRequest, NotFound
 from vresponses.parsers import REASONING_PARSERS, TOOL_PARSERS, lookup
 from vresponses.parsers.base import ToolSpec
+from vresponses.pipeline.admission import reason
 from vresponses.pipeline.events import Event, Failed, Finished, ItemEvent, Started, Status
 from vresponses.pipeline.generate import Plan, Stopped, generate
 from vresponses.pipeline.items import Item, ItemReference, decode_items, encode_items
@@ -213,7 +214,8 @@ class Responder:
                         return
                     yield event
         except Exception as exc:
-            failed = response.failed(output.snapshot(), _message(exc), getattr(exc, "code", None))
+            # The message of errors meant for clients (an engine's death says so); anything else only its kind.
+            failed = response.failed(output.snapshot(), reason(exc), getattr(exc, "code", None))
             ended = True
             await self._save_quietly(prepared, failed)
             yield Failed(failed, exc)
@@ -291,11 +293,6 @@ def resolve_references(items: tuple[Item, ...], history: list[Item]) -> tuple[It
             item = found
         resolved.append(item)
     return tuple(resolved)
-
-
-def _message(exc: Exception) -> str:
-    # What a stored failure says: an API error's own message; anything else only its kind (no internals).
-    return exc.message if isinstance(exc, APIError) else f"generation failed: {type(exc).__name__}"
 
 
 def _with_replica(response: ResponseObject, replica: str) -> ResponseObject:
