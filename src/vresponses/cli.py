@@ -15,7 +15,7 @@ from vresponses.engines.vllm_local import VllmOptions
 from vresponses.pipeline.admission import AdmissionLimits
 from vresponses.pipeline.limits import Limits
 from vresponses.pipeline.ratelimit import KeyLimits
-from vresponses.settings import Settings, default_home
+from vresponses.settings import Settings, default_home, env_api_keys
 
 if TYPE_CHECKING:
     from vresponses.websearch import SearchProvider
@@ -122,8 +122,8 @@ def serve(
     api_key: Annotated[
         list[str] | None,
         typer.Option(
-            envvar="VRESPONSES_API_KEY",
-            help="Accepted bearer key, or sha256:<hex> of one; repeat for several (env: space-separated).",
+            help="Accepted bearer key, or sha256:<hex> of one; repeat for several. Keys in VRESPONSES_API_KEY "
+            "(space-separated) are accepted too.",
         ),
     ] = None,
     home: Annotated[Path, typer.Option(help="Data directory (models, database).")] = HOME,
@@ -191,7 +191,7 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if dialect not in ("gradient", "openai"):
         raise typer.BadParameter("use gradient or openai", param_hint="--dialect")
-    keys = tuple(api_key or ())
+    keys = (*(api_key or ()), *env_api_keys())
     _check_keys(keys, api_key_file, host, allow_unauthenticated)
     name = served_model_name
     if model is None:
@@ -279,8 +279,6 @@ def _search_provider(settings: Settings) -> SearchProvider | None:
 def _check_keys(keys: tuple[str, ...], key_file: Path | None, host: str, allow_unauthenticated: bool) -> None:
     from vresponses.api.keys import check_sources
 
-    if not keys and "VRESPONSES_API_KEY" in os.environ and not os.environ["VRESPONSES_API_KEY"].strip():
-        keys = ("",)  # set but empty: an intended key that is missing, never an open server
     try:
         warning = check_sources(keys, key_file, host, allow_unauthenticated)
     except ValueError as exc:

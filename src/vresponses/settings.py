@@ -19,6 +19,15 @@ def default_home() -> Path:
     return Path(os.environ.get("VRESPONSES_HOME") or Path.home() / ".cache" / "vresponses")
 
 
+def env_api_keys() -> tuple[str, ...]:
+    """Keys from VRESPONSES_API_KEY (space-separated), besides any --api-key; set but blank is one empty key,
+    which the server refuses rather than serving without one."""
+    value = os.environ.get("VRESPONSES_API_KEY")
+    if value is None:
+        return ()
+    return tuple(value.split()) or ("",)
+
+
 def search_keys() -> dict[str, str]:
     """The web search providers' API keys set in the environment (BRAVE_API_KEY, TAVILY_API_KEY)."""
     return {name: os.environ[name] for name in KEY_VARIABLES.values() if os.environ.get(name)}
