@@ -53,6 +53,8 @@ class Finished:
 
     finish_reason: str
     usage: Usage
+    # The replica that generated this (remote engines); stored so the conversation's next turn can go back to it.
+    replica: str | None = None
 
 
 Event = TextDelta | ReasoningDelta | ToolCallDelta | Finished

@@ -59,12 +59,14 @@ async def generate(engine: Engine, plan: Plan) -> AsyncGenerator[Event, None]:
     pending: list[TokenLogprob] = []
     in_reasoning = plan.reasoning_parser is not None and plan.reasoning_parser.prompt_opens_reasoning
     done = repeated = False
+    replica: str | None = None
     try:
         async for delta in engine.generate(plan.request_id, plan.prompt_token_ids, plan.options, plan.placement):
             ntok = len(delta.token_ids)
             output_tokens += ntok
             cached = delta.cached_tokens or cached
             prompt_tokens = delta.prompt_tokens or prompt_tokens
+            replica = delta.replica or replica
             if delta.logprobs:
                 pending.extend(delta.logprobs)
             pieces = _parse(plan, delta.text, final=delta.finish_reason is not None)
@@ -97,7 +99,7 @@ async def generate(engine: Engine, plan: Plan) -> AsyncGenerator[Event, None]:
     if emitted_calls and (finish == "stop" or (finish == "length" and plan.forced is not None)):
         # A forced turn that ran out of tokens after complete calls still delivers them (the cut one is dropped).
         finish = "tool_calls"
-    yield Finished(finish, Usage(prompt_tokens, cached, output_tokens, reasoning_tokens))
+    yield Finished(finish, Usage(prompt_tokens, cached, output_tokens, reasoning_tokens), replica)
 
 
 def _parse(plan: Plan, text: str, final: bool) -> list[Text | Reasoning | ToolCallChunk]:

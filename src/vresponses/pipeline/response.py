@@ -38,6 +38,8 @@ class ResponseObject(msgspec.Struct, kw_only=True):
     logprobs: list[TokenLogprob] | None = None
     error: str | None = None
     completed_at: int | None = None
+    # The replica that served this turn (remote engines): the next turn of the conversation is routed back to it.
+    replica: str | None = None
 
     @property
     def text(self) -> str:
@@ -95,6 +97,7 @@ class Collector:
         if self.finished is not None:
             response.finish_reason = self.finished.finish_reason
             response.usage = self.finished.usage
+            response.replica = self.finished.replica
         response.status = status or _status(response.finish_reason)
         return response
 
@@ -119,3 +122,15 @@ def encode_response(response: ResponseObject) -> bytes:
 def decode_response(data: bytes) -> ResponseObject:
     """Read what encode_response wrote."""
     return _DECODER.decode(data)
+
+
+class _Replica(msgspec.Struct):
+    replica: str | None = None
+
+
+_REPLICA = msgspec.json.Decoder(_Replica)
+
+
+def replica_of(data: bytes) -> str | None:
+    """The replica a stored response was generated on, read without decoding the rest of it."""
+    return _REPLICA.decode(data).replica

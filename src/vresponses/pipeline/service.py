@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import anyio
 
-from vresponses.engines.base import Engine, SamplingOptions
+from vresponses.engines.base import Engine, Placement, SamplingOptions
 from vresponses.errors import ContextTooLong, InvalidRequest, NotFound
 from vresponses.parsers import REASONING_PARSERS, TOOL_PARSERS, lookup
 from vresponses.pipeline.events import Event, Finished
@@ -19,7 +19,7 @@ from vresponses.pipeline.generate import Plan, generate
 from vresponses.pipeline.items import Item, decode_items, encode_items
 from vresponses.pipeline.render import Renderer
 from vresponses.pipeline.request import ResponseRequest
-from vresponses.pipeline.response import Collector, ResponseObject, encode_response, new_response_id
+from vresponses.pipeline.response import Collector, ResponseObject, encode_response, new_response_id, replica_of
 from vresponses.pipeline.template import ChatTemplate
 from vresponses.pipeline.tools import check_tools, constraint, forced_tools
 from vresponses.store.base import UNFINISHED, Store, StoredResponse
@@ -76,7 +76,9 @@ class Responder:
         check_tools(req.tools, req.tool_choice)
         if req.background and not req.store:
             raise InvalidRequest("background responses must be stored; drop 'store': false.", param="background")
-        history = await self.history(req.previous_response_id, req.tenant) if req.previous_response_id else []
+        history, affinity = (
+            await self.history(req.previous_response_id, req.tenant) if req.previous_response_id else ([], None)
+        )
         offered = () if req.tool_choice.mode == "none" else req.tools
         prompt = self.renderer.render([*history, *req.items], req.instructions, offered)
         limit = self.engine.info.max_model_len
@@ -113,6 +115,7 @@ class Responder:
             tool_parser=parser_cls(offered) if offered else None,
             reasoning_parser=self._reasoning_parser(prompt.opens_reasoning) if self._reasoning_parser else None,
             forced={t.name: t for t in forced} if forced else None,
+            placement=Placement(affinity=affinity),
         )
         response = ResponseObject(
             id=response_id,
@@ -135,8 +138,9 @@ class Responder:
         )
         return Prepared(response=response, plan=plan, items=req.items, tenant=req.tenant)
 
-    async def history(self, response_id: str, tenant: str) -> list[Item]:
-        """Every item of the stored chain ending at response_id, oldest first; 404 if any link is gone."""
+    async def history(self, response_id: str, tenant: str) -> tuple[list[Item], str | None]:
+        """Every item of the stored chain ending at response_id, oldest first, and the replica that served its
+        last turn; 404 if any link is gone."""
         chain = await self.store.chain(response_id, tenant)
         if chain is None:
             raise NotFound(f"No response with id {response_id!r} was found.", param="previous_response_id")
@@ -149,7 +153,7 @@ class Responder:
         for row in chain:
             items.extend(decode_items(row.input_items))
             items.extend(decode_items(row.output_items))
-        return items
+        return items, replica_of(chain[-1].body)
 
     async def run(self, prepared: Prepared) -> AsyncGenerator[Event, None]:
         """Generate, stream the events, and store the result before the last event is passed on."""
