@@ -25,7 +25,11 @@ log = logging.getLogger(__name__)
 
 
 def start_engine(settings: Settings) -> Engine:
-    """Start the in-process vLLM engine for the configured model."""
+    """Start the in-process vLLM engine for the configured model, or connect to the configured replicas."""
+    if settings.remote is not None:
+        from vresponses.engines.remote import RemoteEngine
+
+        return RemoteEngine.start(settings.remote)
     from vresponses.engines.vllm_local import VllmEngine
 
     assert settings.engine.model, "the CLI resolves the model before starting the engine"

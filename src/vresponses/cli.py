@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from vresponses.engines.remote import RemoteOptions
+from vresponses.engines.router import Policy
 from vresponses.engines.vllm_local import VllmOptions
 from vresponses.settings import Settings, default_home
 
@@ -96,6 +98,13 @@ def serve(
     seed: Annotated[int | None, typer.Option()] = None,
     trust_remote_code: Annotated[bool, typer.Option()] = False,
     engine_arg: Annotated[list[str] | None, typer.Option(help="Any other vLLM engine argument, KEY=VALUE.")] = None,
+    engine_url: Annotated[
+        list[str] | None, typer.Option(help="A vLLM replica to generate on instead of in-process; repeat for several.")
+    ] = None,
+    routing: Annotated[Policy, typer.Option(help="How requests are spread over --engine-url replicas.")] = (
+        Policy.CACHE_AWARE
+    ),
+    engine_api_key: Annotated[str | None, typer.Option(help="The replicas' --api-key.")] = None,
     max_background_jobs: Annotated[int, typer.Option()] = 16,
     retention_max_age_days: Annotated[float, typer.Option(help="0 keeps responses forever.")] = 30.0,
     retention_max_rows: Annotated[int, typer.Option(help="0 means no row limit.")] = 1_000_000,
@@ -111,7 +120,7 @@ def serve(
 
         model = str(_prepare(home))
         name = name or DEFAULT_MODEL_NAME
-    if dtype == "auto" and not _cuda():
+    if dtype == "auto" and not engine_url and not _cuda():
         dtype = "float32"  # bf16 on AVX2-only CPUs is slow and once produced garbage
     engine = VllmOptions(
         model=model,
@@ -126,8 +135,19 @@ def serve(
         trust_remote_code=trust_remote_code,
         extra=_parse_extra(engine_arg or []),
     )
+    remote = None
+    if engine_url:
+        remote = RemoteOptions(
+            urls=tuple(engine_url),
+            model=model,
+            served_model_name=name,
+            routing=routing,
+            api_key=engine_api_key,
+            trust_remote_code=trust_remote_code,
+        )
     settings = Settings(
         engine=engine,
+        remote=remote,
         host=host,
         port=port,
         api_keys=tuple(api_key or ()),
