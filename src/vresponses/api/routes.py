@@ -19,6 +19,7 @@ from vresponses.api import gradient
 from vresponses.api.auth import Keys
 from vresponses.api.errors import from_validation
 from vresponses.api.metrics import observe
+from vresponses.api.replicas import health_detail
 from vresponses.api.schema import CreateResponse, to_request
 from vresponses.errors import BodyTooLarge, InvalidRequest, NotFound, Unavailable
 from vresponses.pipeline.events import Event
@@ -301,7 +302,7 @@ async def health(request: Request) -> Response:
     st = _state(request)
     if not await st.responder.engine.healthy():
         raise Unavailable("The engine is not running.")
-    return _json({"status": "ok"})
+    return _json({"status": "ok", **health_detail(st.responder.engine)})
 
 
 async def metrics(request: Request) -> Response:
