@@ -150,16 +150,20 @@ async def _resume(first: Event, rest: AsyncGenerator[Event, None]) -> AsyncGener
 
 async def _until_done_or_gone(request: Request, responder: Responder, prepared: Any) -> ResponseObject:
     # A non-streaming client that hangs up should not keep the engine busy: watch for the disconnect.
-    async with anyio.create_task_group() as tg:
+    try:
+        async with anyio.create_task_group() as tg:
 
-        async def watch() -> None:
-            while (await request.receive())["type"] != "http.disconnect":
-                pass
+            async def watch() -> None:
+                while (await request.receive())["type"] != "http.disconnect":
+                    pass
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            response = await responder.complete(prepared)
             tg.cancel_scope.cancel()
-
-        tg.start_soon(watch)
-        response = await responder.complete(prepared)
-        tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The task group wraps the generation's own error (an engine failure is a 503, not a 500): unwrap it.
+        raise group.exceptions[0] from None
     return response
 
 
