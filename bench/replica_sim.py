@@ -41,6 +41,8 @@ class SimConfig:
     decode_s: float = 0.02
     output_tokens: int = 16
     version: str = "0.32.0"
+    # Behave as `vllm serve --tokens-only`: no tokenizer, so text mode is refused.
+    tokens_only: bool = False
 
 
 class _Params(msgspec.Struct):
@@ -113,9 +115,13 @@ class SimReplica:
         try:
             req = msgspec.json.decode(await request.body(), type=_Request)
         except msgspec.ValidationError as exc:
-            return JSONResponse({"error": {"message": str(exc), "type": "BadRequestError", "code": 400}}, 400)
+            return _error(str(exc))
         if not req.stream:
-            return JSONResponse({"error": {"message": "the simulator only streams", "code": 400}}, 400)
+            return _error("the simulator only streams")
+        if req.sampling_params.max_tokens < 1:
+            return _error("max_tokens must be at least 1")
+        if self.config.tokens_only and req.output_mode != "tokens":
+            return _error("output_mode='text' requires a tokenizer, but this server does not load one")
         return StreamingResponse(self._stream(req, arrived), media_type="text/event-stream")
 
     async def _stream(self, req: _Request, arrived: float) -> AsyncIterator[bytes]:
@@ -214,6 +220,10 @@ class SimReplica:
                 Route("/sim/reset", reset, methods=["POST"]),
             ]
         )
+
+
+def _error(message: str) -> Response:
+    return JSONResponse({"error": {"message": message, "type": "BadRequestError", "param": None, "code": 400}}, 400)
 
 
 def _choice(word: str, token: int, finish: str | None, logprobs: int | None) -> bytes:
