@@ -150,6 +150,7 @@ async def _resume(first: Event, rest: AsyncGenerator[Event, None]) -> AsyncGener
 
 async def _until_done_or_gone(request: Request, responder: Responder, prepared: Any) -> ResponseObject:
     # A non-streaming client that hangs up should not keep the engine busy: watch for the disconnect.
+    response = prepared.response  # what is returned to a client that has gone (nobody reads it)
     try:
         async with anyio.create_task_group() as tg:
 
