@@ -49,7 +49,7 @@ class RemoteOptions:
     routing: Policy = Policy.CACHE_AWARE
     api_key: str | None = None
     trust_remote_code: bool = False
-    # Blocks the prefix index remembers (about 160 bytes each); the replicas' KV block size is read from them.
+    # Blocks the prefix index remembers (about 180 bytes each: 24 MB at the default); their size is the replicas'.
     index_blocks: int = 1 << 17
     probe_interval: float = 2.0
     probe_timeout: float = 5.0

@@ -36,6 +36,7 @@ class ReplicaInfo:
 
 async def check_replica(client: httpx.AsyncClient, url: str, probe_ids: list[int], seconds: float) -> ReplicaInfo:
     """Ask the replica who it is and run a one-token generation; raise ReplicaRefused or an httpx error."""
+    await _get(client, url + "/health", seconds)
     version = (await _get(client, url + "/version", seconds)).json().get("version", "")
     if not wire.version_supported(version):
         raise ReplicaRefused(
