@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
@@ -127,7 +128,8 @@ class RemoteEngine:
         config = AutoConfig.from_pretrained(options.model, trust_remote_code=options.trust_remote_code)
         # A placeholder until the first replica reports its own (possibly smaller) context.
         context = int(getattr(config, "max_position_embeddings", 0) or tokenizer.model_max_length)
-        info = ModelInfo(name=options.served_model_name or options.model, max_model_len=context)
+        name = options.served_model_name or options.model
+        info = ModelInfo(name=name, max_model_len=context, created=int(time.time()))
         engine = cls(options, cast(Tokenizer, tokenizer), info)
         engine.open()
         return engine
@@ -199,7 +201,7 @@ class RemoteEngine:
         # The finishing step waits for the usage line that follows it, so it can carry the token counts.
         last: EngineDelta | None = None
         sent = False
-        async for data in response.aiter_raw():
+        async for data in response.aiter_bytes():
             for payload in lines.feed(data):
                 if payload == wire.DONE:
                     if last is None:

@@ -60,7 +60,7 @@ async def check_replica(client: httpx.AsyncClient, url: str, probe_ids: list[int
             message = wire.error_message(await response.aread())
             raise ReplicaRefused(f"a one-token generation failed ({response.status_code}: {message}); {_MODE_HINT}")
         lines = wire.SSELines()
-        async for data in response.aiter_raw():
+        async for data in response.aiter_bytes():
             for payload in lines.feed(data):
                 if payload == wire.DONE:
                     continue
