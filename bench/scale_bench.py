@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -354,6 +355,10 @@ def report(direct: Phase, aware: Phase, rr: Phase, args: argparse.Namespace) -> 
         f"\nreplicas' sum (theoretical, all slots decoding): {capacity:.0f} tokens/s; direct reached "
         f"{direct.tokens_per_s / capacity:.2f} of it, cache-aware {aware.tokens_per_s / capacity:.2f}"
     )
+    for p in (direct, aware, rr):
+        errors = Counter(t.error for t in p.turns if t.error)
+        if errors:
+            print(f"{p.name} errors: " + ", ".join(f"{n} x {e}" for e, n in errors.most_common()))
     print(
         f"cached-token ratio cache-aware / round-robin: {aware.cached_ratio / rr.cached_ratio:.2f}"
         if rr.cached_ratio

@@ -150,6 +150,8 @@ async def test_probe_takes_out_and_readmits_with_backoff(replicas: Replicas, sim
         sims[A].healthy = False
         await engine.probe()
         a = router.by_url[A]
+        assert a.up  # one bad answer from a busy replica is not an outage
+        await engine.probe()
         assert not a.up and "503" in (a.last_error or "")
         assert (await collect(engine))[-1].replica == B
         clock.now += 1.0
@@ -166,6 +168,9 @@ async def test_probe_takes_out_and_readmits_with_backoff(replicas: Replicas, sim
         clock.now = 7.0
         await engine.probe()
         assert a.up and a.failures == 0
+        replicas.down.add(A)  # a refused connection takes it out at once
+        await engine.probe()
+        assert not a.up and "ConnectError" in (a.last_error or "")
     finally:
         await engine.close()
 

@@ -53,7 +53,9 @@ class RemoteOptions:
     # Blocks the prefix index remembers (about 180 bytes each: 24 MB at the default); their size is the replicas'.
     index_blocks: int = 1 << 17
     probe_interval: float = 2.0
-    probe_timeout: float = 5.0
+    probe_timeout: float = 10.0
+    # Health probes that time out or fail in a row before a replica is taken out (refused connections: at once).
+    probe_misses: int = 2
     connect_timeout: float = 5.0
     # The longest wait for the next token (a long prefill under load comes first): past it the replica is out.
     read_timeout: float = 600.0
@@ -114,6 +116,7 @@ class RemoteEngine:
         self._background: set[asyncio.Task[None]] = set()
         self._probe_ids = list(tokenizer.encode("Hello", add_special_tokens=False)) or [0]
         self._replica_len: dict[str, int] = {}
+        self._misses: dict[str, int] = {}
         self._prober: asyncio.Task[None] | None = None
         self.checked = asyncio.Event()
 
@@ -317,13 +320,20 @@ class RemoteEngine:
     async def _health(self, replica: Replica) -> None:
         try:
             response = await self._client.get(replica.url + "/health", timeout=self.options.probe_timeout)
+            problem = None if response.status_code == 200 else f"health probe answered {response.status_code}"
         except httpx.HTTPError as exc:
-            self.router.failed(replica, f"health probe: {type(exc).__name__}")
-            log.warning("replica %s is out: health probe %s", replica.url, type(exc).__name__)
+            problem = f"health probe: {type(exc).__name__}"
+            if isinstance(exc, httpx.ConnectError):
+                self._misses[replica.url] = self.options.probe_misses  # refused: nobody is there
+        if problem is None:
+            self._misses.pop(replica.url, None)
             return
-        if response.status_code != 200:
-            self.router.failed(replica, f"health probe answered {response.status_code}")
-            log.warning("replica %s is out: health probe answered %s", replica.url, response.status_code)
+        # One slow answer from a busy replica is not an outage; several in a row are.
+        misses = self._misses[replica.url] = self._misses.get(replica.url, 0) + 1
+        if misses >= self.options.probe_misses:
+            self._misses.pop(replica.url, None)
+            self.router.failed(replica, problem)
+            log.warning("replica %s is out: %s", replica.url, problem)
 
     async def _check(self, replica: Replica) -> None:
         try:

@@ -55,7 +55,8 @@ async def check_replica(client: httpx.AsyncClient, url: str, probe_ids: list[int
         Placement(),
     )
     usage: wire.Usage | None = None
-    async with client.stream("POST", url + wire.GENERATE_PATH, content=body, timeout=seconds) as response:
+    # A generation waits its turn behind the replica's running requests: allow it far longer than a GET.
+    async with client.stream("POST", url + wire.GENERATE_PATH, content=body, timeout=max(60.0, seconds)) as response:
         if response.status_code != 200:
             message = wire.error_message(await response.aread())
             raise ReplicaRefused(f"a one-token generation failed ({response.status_code}: {message}); {_MODE_HINT}")
