@@ -103,14 +103,15 @@ def test_disconnect_aborts_on_the_replica(server: Server, replicas: tuple[Replic
     assert sum(r.running() for r in replicas) == 0
 
 
-async def chat(url: str, conversations: int = 8, turns: int = 10) -> tuple[int, int]:
-    """Concurrent previous_response_id conversations; the cached and the prompt tokens they were served with."""
+async def chat(url: str, conversations: int = 8, turns: int = 10) -> float:
+    """Concurrent previous_response_id conversations; the share of their prompt tokens served from cache."""
     nonce = uuid.uuid4().hex[:12]  # a run's prompts share nothing with earlier runs' cached blocks
 
     async def one(http: httpx.AsyncClient, c: int) -> tuple[int, int]:
         previous, cached, prompt = None, 0, 0
         for t in range(turns):
-            words = " ".join(f"{nonce}-{c}-{t}-{i}" for i in range(8))
+            # Conversations differ in length, so they do not run in lockstep (which would make round-robin sticky).
+            words = " ".join(f"{nonce}-{c}-{t}-{i}" for i in range(4 + 2 * c))
             body = {
                 "model": MODEL,
                 "input": f"Conversation {c}, turn {t}. Please remember these codes: {words}.",
@@ -126,9 +127,11 @@ async def chat(url: str, conversations: int = 8, turns: int = 10) -> tuple[int, 
             prompt += usage["input_tokens"]
         return cached, prompt
 
-    async with httpx.AsyncClient(headers=AUTH, timeout=300) as http:
+    async with httpx.AsyncClient(headers=AUTH, timeout=600) as http:
         results = await asyncio.gather(*(one(http, c) for c in range(conversations)))
-    return sum(r[0] for r in results), sum(r[1] for r in results)
+    cached, prompt = sum(r[0] for r in results), sum(r[1] for r in results)
+    print(f"\n{url}: {cached} of {prompt} prompt tokens cached")
+    return cached / prompt
 
 
 def test_conversations_keep_their_cache_across_replicas(
@@ -137,23 +140,19 @@ def test_conversations_keep_their_cache_across_replicas(
     base = tmp_path_factory.mktemp("compare")
     single = front_end(base, "single", [replicas[0].url]).start()
     try:
-        one_cached, one_prompt = asyncio.run(chat(single.url))
+        one = asyncio.run(chat(single.url))
     finally:
         single.stop()
-    aware_cached, aware_prompt = asyncio.run(chat(server.url))
-    rr = front_end(base, "rr", [r.url for r in replicas], "--routing", "round-robin").start()
+    aware = asyncio.run(chat(server.url))
+    rr_server = front_end(base, "rr", [r.url for r in replicas], "--routing", "round-robin").start()
     try:
-        rr_cached, rr_prompt = asyncio.run(chat(rr.url))
+        rr = asyncio.run(chat(rr_server.url))
     finally:
-        rr.stop()
-    print(
-        f"\ncached/prompt tokens, 8 conversations x 10 turns: one replica {one_cached}/{one_prompt}, "
-        f"two cache-aware {aware_cached}/{aware_prompt} ({aware_cached / one_cached:.2f} of one), "
-        f"two round-robin {rr_cached}/{rr_prompt} ({rr_cached / one_cached:.2f} of one)"
-    )
-    assert one_prompt == aware_prompt == rr_prompt  # the same conversations (greedy, the same lengths)
-    assert aware_cached >= 0.9 * one_cached
-    assert rr_cached < 0.8 * aware_cached
+        rr_server.stop()
+    # Prompts differ a little between runs (each has its own nonce), so compare the cached share of the prompt.
+    print(f"cached share: one replica {one:.3f}, two cache-aware {aware:.3f}, two round-robin {rr:.3f}")
+    assert aware >= 0.9 * one
+    assert rr < 0.9 * aware
     metrics = httpx.get(server.url + "/metrics", headers=AUTH).text
     assert 'reason="affinity"' in metrics
 
