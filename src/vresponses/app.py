@@ -36,7 +36,11 @@ log = logging.getLogger(__name__)
 
 
 def start_engine(settings: Settings) -> Engine:
-    """Start the in-process vLLM engine for the configured model; its processes die with this one."""
+    """Start the in-process vLLM engine (its processes die with this one), or connect to the configured replicas."""
+    if settings.remote is not None:
+        from vresponses.engines.remote import RemoteEngine
+
+        return RemoteEngine.start(settings.remote)
     from vresponses.engines import lifeline
     from vresponses.engines.vllm_local import VllmEngine
 
@@ -94,7 +98,9 @@ def create_app(
         limiter = KeyLimiter(settings.key_limits)
         lifecycle.serving(Parts(admission, supervisor, jobs, keys, limiter, watcher))
         jobs.start()
-        supervisor.start()
+        if settings.remote is None:
+            # Replicas fail and return one by one, and the remote engine routes around them itself: nothing to restart.
+            supervisor.start()
         if watcher is not None:
             watcher.start()
         if on_ready is not None:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from vresponses.engines.remote import RemoteOptions
+from vresponses.engines.router import Policy
 from vresponses.engines.vllm_local import VllmOptions
 from vresponses.pipeline.admission import AdmissionLimits
 from vresponses.pipeline.limits import Limits
@@ -148,6 +150,13 @@ def serve(
     seed: Annotated[int | None, typer.Option()] = None,
     trust_remote_code: Annotated[bool, typer.Option()] = False,
     engine_arg: Annotated[list[str] | None, typer.Option(help="Any other vLLM engine argument, KEY=VALUE.")] = None,
+    engine_url: Annotated[
+        list[str] | None, typer.Option(help="A vLLM replica to generate on instead of in-process; repeat for several.")
+    ] = None,
+    routing: Annotated[Policy, typer.Option(help="How requests are spread over --engine-url replicas.")] = (
+        Policy.CACHE_AWARE
+    ),
+    engine_api_key: Annotated[str | None, typer.Option(help="The replicas' --api-key.")] = None,
     max_background_jobs: Annotated[int, typer.Option()] = 16,
     max_background_jobs_per_key: Annotated[int, typer.Option(help="One key's share of them.")] = 8,
     retention_max_age_days: Annotated[float, typer.Option(help="0 keeps responses forever.")] = 30.0,
@@ -200,11 +209,16 @@ def serve(
         model = str(_prepare(home))
         name = name or DEFAULT_MODEL_NAME
     cuda = _cuda()
-    if dtype == "auto" and not cuda:
+    if dtype == "auto" and not engine_url and not cuda:
         dtype = "float32"  # bf16 on AVX2-only CPUs is slow and once produced garbage
     extra = _parse_extra(engine_arg or [])
-    kv_bytes = _kv_cache_bytes(
-        kv_cache_memory, cuda, model, dtype, max_model_len, max_num_seqs, gpu_memory_utilization, extra
+    # Replicas size their own KV cache; this process holds only the tokenizer.
+    kv_bytes = (
+        None
+        if engine_url
+        else _kv_cache_bytes(
+            kv_cache_memory, cuda, model, dtype, max_model_len, max_num_seqs, gpu_memory_utilization, extra
+        )
     )
     engine = VllmOptions(
         model=model,
@@ -220,8 +234,19 @@ def serve(
         trust_remote_code=trust_remote_code,
         extra=extra,
     )
+    remote = None
+    if engine_url:
+        remote = RemoteOptions(
+            urls=tuple(engine_url),
+            model=model,
+            served_model_name=name,
+            routing=routing,
+            api_key=engine_api_key,
+            trust_remote_code=trust_remote_code,
+        )
     settings = Settings(
         engine=engine,
+        remote=remote,
         host=host,
         port=port,
         api_keys=keys,

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vresponses.engines.remote import RemoteOptions
 from vresponses.engines.vllm_local import VllmOptions
 from vresponses.pipeline.admission import AdmissionLimits
 from vresponses.pipeline.limits import Limits
@@ -39,6 +40,8 @@ class Settings:
 
     # The engine and its options, named as vLLM names them (vllm itself is imported only when it starts).
     engine: VllmOptions = field(default_factory=lambda: VllmOptions(model=""))
+    # Set when --engine-url names vLLM replicas: they generate and this process renders, routes and stores.
+    remote: RemoteOptions | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     api_keys: tuple[str, ...] = ()

@@ -6,6 +6,7 @@ from typing import Any
 
 from prometheus_client import Gauge
 
+from vresponses.api import replicas
 from vresponses.engines.supervisor import READY, SupervisedEngine
 from vresponses.pipeline.admission import Admission
 
@@ -32,3 +33,4 @@ def observe(state: Any) -> None:
         if isinstance(supervisor, SupervisedEngine):
             ENGINE_UP.set(1 if supervisor.state == READY else 0)
             ENGINE_RESTARTS.set(supervisor.restarts)
+    replicas.observe(state.responder.engine)

@@ -20,6 +20,7 @@ from vresponses.api.metrics import observe
 from vresponses.api.openai_dialect import OpenAI
 from vresponses.api.openapi import document
 from vresponses.api.replay import replay
+from vresponses.api.replicas import health_detail
 from vresponses.api.state import State, json_response, parse_request, state
 from vresponses.api.websocket import websocket_session
 from vresponses.api.wire import usage_wire
@@ -241,7 +242,7 @@ async def health(request: Request) -> Response:
     st = state(request)
     if not await st.responder.engine.healthy():
         raise Unavailable("The engine is not running.")
-    return json_response({"status": "ok"})
+    return json_response({"status": "ok", **health_detail(st.responder.engine)})
 
 
 async def metrics(request: Request) -> Response:

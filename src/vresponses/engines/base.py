@@ -105,6 +105,8 @@ class ModelInfo:
     # Capacity, where the engine knows it: sequences it runs at once and tokens its KV cache holds.
     max_num_seqs: int | None = None
     kv_cache_tokens: int | None = None
+    # Engines that spread requests over replicas route a conversation back to the one that served its last turn.
+    routes_by_affinity: bool = False
 
 
 class Tokenizer(Protocol):

@@ -71,6 +71,11 @@ class SupervisedEngine:
         return self._engine.info
 
     @property
+    def current(self) -> Engine:
+        """The engine running now (replaced by each restart)."""
+        return self._engine
+
+    @property
     def tokenizer(self) -> Tokenizer:
         """The running engine's tokenizer."""
         return self._engine.tokenizer

@@ -144,3 +144,15 @@ def encode_response(response: ResponseObject) -> bytes:
 def decode_response(data: bytes) -> ResponseObject:
     """Read what encode_response wrote (also rows from before items had ids)."""
     return _DECODER.decode(data)
+
+
+class _Replica(msgspec.Struct):
+    replica: str | None = None
+
+
+_REPLICA = msgspec.json.Decoder(_Replica)
+
+
+def replica_of(data: bytes) -> str | None:
+    """The replica a stored response was generated on, read without decoding the rest of it."""
+    return _REPLICA.decode(data).replica

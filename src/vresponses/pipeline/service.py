@@ -23,7 +23,7 @@ from vresponses.pipeline.limits import Limits, chain_too_large, check_request
 from vresponses.pipeline.output import OutputBuilder
 from vresponses.pipeline.prompt import PromptBuilder
 from vresponses.pipeline.request import ResponseRequest
-from vresponses.pipeline.response import ResponseObject, encode_response, new_response, new_response_id
+from vresponses.pipeline.response import ResponseObject, encode_response, new_response, new_response_id, replica_of
 from vresponses.pipeline.sampling import sampling_options
 from vresponses.pipeline.search import SearchConfig, SearchTurn, WebSearch, check_search_configured, search_tools
 from vresponses.pipeline.template import ChatTemplate
@@ -150,7 +150,10 @@ class Responder:
             parallel_tool_calls=parallel,
             server_tools=frozenset(t.name for t in search),
             # Prefix-cache blocks are shared within a tenant (chains still hit), never across tenants.
-            placement=Placement(cache_salt=self.tenants.cache_salt(req.tenant)),
+            placement=Placement(
+                cache_salt=self.tenants.cache_salt(req.tenant),
+                affinity=await self._affinity(req.previous_response_id, req.tenant, local),
+            ),
         )
         response = new_response(response_id, req, self.engine.info.name, options)
         turn = SearchTurn(req, prompt.kept, offered) if search else None
@@ -164,6 +167,17 @@ class Responder:
         offered = offered_tools(tools, req.tool_choice)
         count = self.prompts.count
         return await anyio.to_thread.run_sync(count, history, replace(req, items=items), offered, limiter=self._cpu)
+
+    async def _affinity(
+        self, response_id: str | None, tenant: str, local: Mapping[str, Conversation] | None
+    ) -> str | None:
+        # The replica that served the previous turn holds its prefix cache; only routing engines care to know.
+        if response_id is None or not self.engine.info.routes_by_affinity:
+            return None
+        if local is not None and response_id in local:
+            return local[response_id].response.replica
+        row = await self.store.get(response_id, tenant)
+        return replica_of(row.body) if row is not None else None
 
     async def history(
         self, response_id: str, tenant: str, local: Mapping[str, Conversation] | None = None
