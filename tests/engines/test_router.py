@@ -65,6 +65,15 @@ def test_longest_cached_prefix_wins() -> None:
     assert ticket.reason is Reason.PREFIX and ticket.replica is long.replica
 
 
+def test_prefix_blocks_of_another_cache_salt_do_not_match() -> None:
+    r = router()
+    first = r.route(tokens(24), salt="tenant-a")
+    r.finish(first)
+    # The same tokens under another tenant's salt are not cached on the replica, so load decides.
+    assert r.route(tokens(24), salt="tenant-b").reason is Reason.LOAD
+    assert r.route(tokens(24), salt="tenant-a").reason is Reason.PREFIX
+
+
 def test_prefix_needs_half_the_prompt() -> None:
     r = router()
     shared = r.route(tokens(8))  # two blocks

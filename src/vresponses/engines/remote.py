@@ -154,7 +154,7 @@ class RemoteEngine:
         body = wire.generate_body(request_id, prompt_token_ids, options, placement)
         failed: list[Replica] = []
         for attempt in (0, 1):
-            flight = _Flight(self._route(prompt_token_ids, placement.affinity, failed, retry=attempt > 0))
+            flight = _Flight(self._route(prompt_token_ids, placement, failed, retry=attempt > 0))
             self._flights[request_id] = flight
             try:
                 async for delta in self._attempt(flight, request_id, body, options):
@@ -168,13 +168,14 @@ class RemoteEngine:
             finally:
                 self._release(request_id, flight)
 
-    def _route(self, prompt: Sequence[int], affinity: str | None, failed: list[Replica], retry: bool) -> Ticket:
+    def _route(self, prompt: Sequence[int], placement: Placement, failed: list[Replica], retry: bool) -> Ticket:
+        affinity, salt = placement.affinity, placement.cache_salt
         try:
-            return self.router.route(prompt, affinity, failed, retry=retry)
+            return self.router.route(prompt, affinity, failed, retry=retry, salt=salt)
         except NoReplica as exc:
             # With no other replica up, a retry goes back to the one that failed, if it is still in.
             if failed and failed[-1].up:
-                return self.router.route(prompt, affinity, (), retry=True)
+                return self.router.route(prompt, affinity, (), retry=True, salt=salt)
             raise EngineError(f"{exc} ({len(self.router.replicas)} configured)") from None
 
     async def _attempt(

@@ -96,11 +96,14 @@ class PrefixIndex:
     def __len__(self) -> int:
         return len(self._blocks)
 
-    def hashes(self, tokens: Sequence[int], start: Sequence[int] = ()) -> list[int]:
-        """The chained hash of every whole block of tokens; `start` holds already known leading hashes."""
+    def hashes(self, tokens: Sequence[int], start: Sequence[int] = (), salt: str | None = None) -> list[int]:
+        """The chained hash of every whole block of tokens; `start` holds already known leading hashes.
+
+        Blocks under different cache salts never match, as the replicas never share them either.
+        """
         out = list(start)
         size = self.block_size
-        h = out[-1] if out else 0
+        h = out[-1] if out else hash(salt) if salt else 0
         for i in range(len(out) * size, len(tokens) - size + 1, size):
             h = hash((h, *tokens[i : i + size]))
             out.append(h)
@@ -187,7 +190,12 @@ class Router:
         self._turn = 0
 
     def route(
-        self, prompt: Sequence[int], affinity: str | None = None, exclude: Sequence[Replica] = (), retry: bool = False
+        self,
+        prompt: Sequence[int],
+        affinity: str | None = None,
+        exclude: Sequence[Replica] = (),
+        retry: bool = False,
+        salt: str | None = None,
     ) -> Ticket:
         """Choose a replica for this prompt and count the request on it; raise NoReplica when none is up."""
         up = [r for r in self.replicas if r.up and r not in exclude]
@@ -196,7 +204,7 @@ class Router:
         self._turn += 1
         if self.policy is Policy.ROUND_ROBIN:
             return self._place(up[self._turn % len(up)], Reason.ROUND_ROBIN, [], prompt, retry)
-        hashes = self.index.hashes(prompt)
+        hashes = self.index.hashes(prompt, salt=salt)
         # Bounded load: no replica takes more than (1 + slack) times its fair share of what is in flight.
         cap = math.ceil((1 + self.load_slack) * (sum(r.in_flight for r in up) + 1) / len(up))
         eligible = [r for r in up if r.in_flight < cap]
