@@ -9,6 +9,10 @@ ARGS ?=
 # Generated once per make run (an empty API_KEY is refused by the server, never served openly).
 ifeq ($(origin API_KEY), undefined)
 API_KEY := $(shell $(PYTHON) -c 'import secrets; print("vr-dev-" + secrets.token_urlsafe(18))')
+# Shown once, as the user has no other way to learn it; a key the user chose is never echoed into their logs.
+KEY_NOTE := development key: $(API_KEY)
+else
+KEY_NOTE := API key: the API_KEY you gave
 endif
 SOAK_SECONDS ?= 300
 
@@ -47,7 +51,7 @@ prepare: $(VENV)/.engine
 
 # The key travels in the environment, not argv (which every local user can read); the server never prints it.
 run: $(VENV)/.engine
-	@echo "development key: $(API_KEY)"
+	@echo "$(KEY_NOTE)"
 	@VRESPONSES_API_KEY="$(API_KEY)" $(BIN)/vresponses serve --host $(HOST) --port $(PORT) $(ARGS)
 
 lint: $(VENV)/.dev

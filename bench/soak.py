@@ -51,7 +51,6 @@ def main() -> None:
         )  # fmt: skip
         began = time.monotonic()
         server.start(timeout=900)
-        assert server.proc is not None
         print(f"server started in {time.monotonic() - began:.0f} s; log: {server.log_path}", flush=True)
         ends = time.monotonic() + args.seconds
         cycle = 0
@@ -59,7 +58,7 @@ def main() -> None:
             while cycle == 0 or time.monotonic() < ends:
                 cycle += 1
                 seconds = max(5.0, min(args.load_seconds, ends - time.monotonic()))
-                load = asyncio.run(faults.overload(server.url, KEY, server.proc.pid, 4 * args.admitted, seconds))
+                load = asyncio.run(faults.overload(server.url, KEY, server.pid, 4 * args.admitted, seconds))
                 report(f"cycle {cycle} overload", load.summary())
                 target(set(load.statuses) <= {200, 429}, f"cycle {cycle}: a status other than 200/429")
                 target(faults.percentile(load.steady_refusal_ms, 99) < 50, f"cycle {cycle}: 429 p99 >= 50 ms")
@@ -69,14 +68,14 @@ def main() -> None:
                 # Background responses count against the admitted requests too: open streams for the rest.
                 streams = max(1, args.admitted - 4)
                 kill = asyncio.run(
-                    faults.kill_engine(server.url, KEY, server.proc.pid, streams=streams, background=4, worker=worker)
+                    faults.kill_engine(server.url, KEY, server.pid, streams=streams, background=4, worker=worker)
                 )
                 report(f"cycle {cycle} kill {'worker' if worker else 'core'}", kill.summary())
                 target(kill.streams_errored == kill.streams_total, f"cycle {cycle}: a stream ended without error")
                 target(max(kill.stream_end_s) < 5, f"cycle {cycle}: a stream took >= 5 s to end")
                 target(set(kill.background_statuses) == {"failed"}, f"cycle {cycle}: a background row not failed")
                 target(kill.stored_intact and not kill.orphans, f"cycle {cycle}: store changed or orphans left")
-            drain = asyncio.run(faults.sigterm(server.url, KEY, server.proc, base / "soak.db"))
+            drain = asyncio.run(faults.sigterm(server.url, KEY, server, base / "soak.db"))
             report("SIGTERM drain", drain.summary())
             target(drain.exit_code == 0, "SIGTERM: exit code not 0")
             target(set(drain.rows.values()) <= {"completed", "incomplete", "failed"}, "SIGTERM: a row half-written")
@@ -84,8 +83,7 @@ def main() -> None:
             server.stop()
         fresh = Server(f"sqlite:///{base / 'kill.db'}", KEY, base / "kill.log")
         fresh.start(timeout=900)
-        assert fresh.proc is not None
-        tree, seconds, left = faults.sigkill_server(fresh.proc)
+        tree, seconds, left = faults.sigkill_server(fresh)
         report("server SIGKILL", {"engine_processes": len(tree), "gone_after_s": round(seconds, 2), "left": left})
         target(not left, "SIGKILL: engine processes outlived the server")
     print("targets:", "all met" if not misses else "; ".join(misses), flush=True)

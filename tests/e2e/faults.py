@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from tests.e2e.server import Server
+
 MODEL = "SmolLM2-135M-Instruct"
 LONG = "Write a very long story about a lighthouse keeper and the sea, chapter by chapter."
 
@@ -375,20 +377,20 @@ class DrainFigures:
         }
 
 
-async def sigterm(url: str, key: str, proc: Any, db: Path, short: int = 4, long: int = 4) -> DrainFigures:
+async def sigterm(url: str, key: str, server: Server, db: Path, short: int = 4, long: int = 4) -> DrainFigures:
     """SIGTERM the server under `short` streams that can finish within the drain and `long` ones that cannot."""
     async with httpx.AsyncClient(timeout=300) as client:
         requests = [body(f"Say yes {i}.", 4) for i in range(short)] + [body(f"{LONG} {i}", 2000) for i in range(long)]
         opened, tasks = await open_streams(client, url, key, requests)
         signalled = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
+        server.send_signal(signal.SIGTERM)
         async with asyncio.timeout(10):
             while (health := await client.get(url + "/health")).status_code == 200:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
         new = await client.post(url + "/v1/responses", json=body("hi", 4), headers=headers(key))
         async with asyncio.timeout(120):
             await asyncio.gather(*tasks)
-    exit_code = await asyncio.to_thread(proc.wait, 120)
+    exit_code = await asyncio.to_thread(server.wait, 120)
     exit_after = time.monotonic() - signalled
     ids = [s.response_id for s in opened if s.response_id]
     with sqlite3.connect(db) as conn:
@@ -410,12 +412,12 @@ async def sigterm(url: str, key: str, proc: Any, db: Path, short: int = 4, long:
 # -- SIGKILL of the server -------------------------------------------------------------------------------------------
 
 
-def sigkill_server(proc: Any) -> tuple[list[int], float, list[int]]:
+def sigkill_server(server: Server) -> tuple[list[int], float, list[int]]:
     """SIGKILL the server process alone; return its engine processes, how long they took to go, and any left."""
-    tree = descendants(proc.pid)
+    tree = descendants(server.pid)
     killed = time.monotonic()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
+    server.send_signal(signal.SIGKILL)
+    server.wait(30)
     deadline = killed + 15
     while [p for p in tree if alive(p)] and time.monotonic() < deadline:
         time.sleep(0.05)

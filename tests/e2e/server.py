@@ -5,6 +5,7 @@ Servers start the way users start them: `make run` with documented `ARGS`, and n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -16,8 +17,25 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
-# Flags the README documents that make the shared test servers start faster and use less memory.
-FAST = ("--enforce-eager", "--max-model-len", "4096")
+# Flags the README documents that make the shared test servers start faster and use less memory: several run at
+# once, and each would otherwise take a quarter of the memory still available when it starts (test_make_run keeps
+# the default sizing covered).
+FAST = ("--enforce-eager", "--max-model-len", "4096", "--kv-cache-memory", "1GiB")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        return [int(c) for t in tasks for c in (t / "children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _argv(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
 
 
 def free_port() -> int:
@@ -64,19 +82,64 @@ class Server:
         self.stop()
         raise RuntimeError(f"server did not become healthy in {timeout}s; see {self.log_path}")
 
+    @property
+    def pid(self) -> int:
+        """The `vresponses serve` process that make started: signals meant for the server go here, never to make."""
+        assert self.proc is not None
+        todo, seen = [self.proc.pid], set()
+        while todo:
+            parent = todo.pop()
+            seen.add(parent)
+            for child in _children(parent):
+                argv = _argv(child)
+                if len(argv) > 2 and argv[1].endswith("/vresponses") and argv[2] == "serve":
+                    return child
+                if child not in seen:
+                    todo.append(child)
+        raise RuntimeError(f"no vresponses server below make (pid {self.proc.pid})")
+
+    def send_signal(self, sig: signal.Signals) -> None:
+        """Signal the server process alone, as a supervisor such as systemd's KillMode=process would."""
+        os.kill(self.pid, sig)
+
+    def wait(self, timeout: float) -> int:
+        """Wait for make to end and return its exit status: 0 exactly when the server exited 0."""
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
     def kill(self) -> None:
         """SIGKILL the server and its engine process group, as a crash would."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(30)
+        if self.proc is not None:
+            self._signal(signal.SIGKILL)
+            self._wait_for_group(30)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
+        """SIGTERM the whole process group and wait for it to go; SIGKILL what is left after 30 s.
+
+        The group, not `make`: `make` may already have exited while the server it started still runs (and holds
+        gigabytes of KV cache that the next test's server needs).
+        """
+        if self.proc is not None:
+            self._signal(signal.SIGTERM)
+            if not self._wait_for_group(30):
                 self.kill()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+
+    def _wait_for_group(self, timeout: float) -> bool:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.proc.poll()  # reap make, or the group never empties
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.1)
+        return False
 
     def unfinished(self) -> float:
         """The engine's unfinished request count, from /metrics."""

@@ -63,8 +63,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory, key_file: Path) -> Iterator
 
 
 async def test_engine_death_fails_everything_in_flight_then_the_engine_restarts(faulty: Server) -> None:
-    assert faulty.proc is not None
-    figures = await faults.kill_engine(faulty.url, KEY, faulty.proc.pid, streams=16, background=4)
+    figures = await faults.kill_engine(faulty.url, KEY, faulty.pid, streams=16, background=4)
     print("engine kill:", figures.summary())
     assert figures.streams_errored == figures.streams_total == 16
     assert max(figures.stream_end_s) < 5
@@ -78,14 +77,12 @@ async def test_engine_death_fails_everything_in_flight_then_the_engine_restarts(
 
 def test_sigkill_of_the_server_leaves_no_engine_process(faulty: Server) -> None:
     # The engine now running was started by the restart thread: its parent-death signal must hold too.
-    assert faulty.proc is not None
-    tree, seconds, left = faults.sigkill_server(faulty.proc)
+    tree, seconds, left = faults.sigkill_server(faulty)
     print(f"server SIGKILL: {len(tree)} engine processes gone in {seconds:.2f} s")
     assert len(tree) >= 2 and left == []
 
 
 def test_keys_rotate_through_the_key_file(loaded: Server, key_file: Path) -> None:
-    assert loaded.proc is not None
 
     def status(key: str) -> int:
         return httpx.get(loaded.url + "/v1/models", headers=faults.headers(key)).status_code
@@ -98,7 +95,7 @@ def test_keys_rotate_through_the_key_file(loaded: Server, key_file: Path) -> Non
         time.sleep(0.1)
     assert status(FILE_KEY) == 401 and status(KEY) == 200
     key_file.write_text(f"{HUPPED}\n")
-    loaded.proc.send_signal(signal.SIGHUP)
+    loaded.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 10
     while status(HUPPED) != 200:
         assert time.monotonic() < deadline, "SIGHUP did not reload the key file"
@@ -112,8 +109,7 @@ async def test_four_times_the_admitted_load_is_refused_fast(loaded: Server) -> N
     # The latency targets (429 < 50 ms, /health p99 < 100 ms) are judged by `make soak` on a quiet machine:
     # this test shares two cores with its own and other engines. Its bounds still catch what matters, a refusal or
     # a health check that waits on the engine: served requests take seconds here.
-    assert loaded.proc is not None
-    figures = await faults.overload(loaded.url, KEY, loaded.proc.pid, clients=4 * ADMITTED, seconds=15)
+    figures = await faults.overload(loaded.url, KEY, loaded.pid, clients=4 * ADMITTED, seconds=15)
     print("overload:", figures.summary())
     assert set(figures.statuses) <= {200, 429} and figures.statuses[200] and figures.statuses[429]
     assert figures.refusals_without_retry_after == 0
@@ -125,9 +121,8 @@ async def test_four_times_the_admitted_load_is_refused_fast(loaded: Server) -> N
 
 
 async def test_sigterm_drains_then_exits_zero(loaded: Server) -> None:
-    assert loaded.proc is not None
     db = Path(loaded.store.removeprefix("sqlite:///"))
-    figures = await faults.sigterm(loaded.url, KEY, loaded.proc, db, short=4, long=4)
+    figures = await faults.sigterm(loaded.url, KEY, loaded, db, short=4, long=4)
     print("SIGTERM:", figures.summary())
     assert figures.exit_code == 0
     assert figures.new_request_status == 503 and figures.health_status == 503
