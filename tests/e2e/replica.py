@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.e2e.server import free_port
+from tests.e2e.server import free_port, wait_healthy
 
 # What a replica behind `vresponses serve --engine-url` runs with (README, "Scale out"); the rest is this machine:
 # a CPU worker needs an explicit KV-cache size, and eager mode starts in seconds instead of compiling.
@@ -51,16 +50,8 @@ class Replica:
 
     def wait(self, timeout: float = 600.0) -> Replica:
         assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"replica exited with {self.proc.returncode}; see {self.log_path}")
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        if wait_healthy(self.proc, self.url, timeout, f"replica; see {self.log_path}"):
+            return self
         self.stop()
         raise RuntimeError(f"replica did not become healthy in {timeout}s; see {self.log_path}")
 

@@ -38,6 +38,21 @@ def _argv(pid: int) -> list[str]:
         return []
 
 
+def wait_healthy(proc: subprocess.Popen[bytes], url: str, timeout: float, what: str) -> bool:
+    """Poll url/health until it answers 200 (True) or timeout passes (False); raise if proc exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -69,18 +84,10 @@ class Server:
             self.proc = subprocess.Popen(
                 cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log_path}")
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"server did not become healthy in {timeout}s; see {self.log_path}")
+        if not wait_healthy(self.proc, self.url, timeout, f"server; see {self.log_path}"):
+            self.stop()
+            raise RuntimeError(f"server did not become healthy in {timeout}s; see {self.log_path}")
+        return self
 
     @property
     def pid(self) -> int:
