@@ -308,6 +308,9 @@ async def front_phase(name: str, replicas: list[str], store: str, args: argparse
             port = args.port + 100 + i
             cmd = [sys.executable, "-m", "vresponses", "serve", "--port", str(port), "--store", store]
             cmd += [*engine_args, "--routing", name, "--log-level", "warning"]
+            # This measures routing, not admission: every conversation may be in flight on one front end at once.
+            cmd += ["--max-concurrent-requests", str(args.conversations)]
+            cmd += ["--max-queued-prompt-tokens", str(args.conversations * 4096)]
             procs.append(start(cmd, logs / f"front-{name}-{i}.log"))
             fronts.append(f"http://127.0.0.1:{port}")
             # One at a time: the first applies the store's migrations.

@@ -47,6 +47,10 @@ async def test_streams_text_token_ids_usage_and_replica(remote: RemoteEngine) ->
     assert remote.unfinished_requests() == 0
 
 
+def test_info_says_it_routes_over_its_replicas(remote: RemoteEngine) -> None:
+    assert remote.info.routes_by_affinity and remote.info.replicas == len(URLS)
+
+
 async def test_max_tokens_ends_with_length(remote: RemoteEngine) -> None:
     deltas = await collect(remote, max_tokens=3)
     assert [d.finish_reason for d in deltas] == [None, None, "length"]

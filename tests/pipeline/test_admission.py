@@ -31,6 +31,9 @@ def test_defaults_fit_the_engine() -> None:
     assert (adm.max_requests, adm.max_queued_prompt_tokens) == (16, 20000)
     bare = Admission(FakeEngine(), AdmissionLimits())
     assert (bare.max_requests, bare.max_queued_prompt_tokens) == (64, 8 * 4096)
+    # Behind a remote engine, each replica adds its share.
+    eight = Admission(FakeEngine(info=ModelInfo(name="m", max_model_len=4096, replicas=8)), AdmissionLimits())
+    assert (eight.max_requests, eight.max_queued_prompt_tokens) == (8 * 64, 8 * 8 * 4096)
 
 
 async def test_request_bound_refuses_with_the_limit_named() -> None:

@@ -107,6 +107,8 @@ class ModelInfo:
     kv_cache_tokens: int | None = None
     # Engines that spread requests over replicas route a conversation back to the one that served its last turn.
     routes_by_affinity: bool = False
+    # How many engines of this capacity serve behind this one (remote replicas); admission's defaults scale with it.
+    replicas: int = 1
 
 
 class Tokenizer(Protocol):

@@ -96,7 +96,7 @@ class RemoteEngine:
         self.options = options
         self.tokenizer = tokenizer
         # Which replica served a conversation's last turn decides where its next one goes.
-        self.info = replace(info, routes_by_affinity=True)
+        self.info = replace(info, routes_by_affinity=True, replicas=max(1, len(options.urls)))
         self.router = router or Router(
             (url.rstrip("/") for url in options.urls),
             policy=options.routing,

@@ -68,9 +68,10 @@ class Admission:
     def __init__(self, engine: Engine, limits: AdmissionLimits) -> None:
         self.engine = engine
         self.limits = limits
-        self.max_requests = limits.max_requests or 2 * (engine.info.max_num_seqs or 32)
+        info = engine.info
+        self.max_requests = limits.max_requests or 2 * (info.max_num_seqs or 32) * info.replicas
         self.max_queued_prompt_tokens = (
-            limits.max_queued_prompt_tokens or engine.info.kv_cache_tokens or 8 * engine.info.max_model_len
+            limits.max_queued_prompt_tokens or (info.kv_cache_tokens or 8 * info.max_model_len) * info.replicas
         )
         self.load = Load()
         self._flights: dict[str, _Flight] = {}
