@@ -33,6 +33,7 @@ PROMPT = "Write a long story about a dragon who learns to code."
 TEMPERATURE = 0.7
 # vLLM's server gets the engine environment `vresponses serve` sets for itself, so only the HTTP layer differs;
 # vresponses gets nothing: it starts as `make run` starts it.
+KEY = "bench-key"
 VLLM_ENV = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 SERVERS = ("vllm", "ours")
 # Each vresponses run is measured in both dialects: the Gradient one under /v1, OpenAI's under /openai/v1.
@@ -130,7 +131,7 @@ def command(server: str, model: str, port: int, eager: bool, workdir: Path) -> l
     args = " ".join(
         ["--model", model, "--served-model-name", NAME, *common, "--store", f"sqlite:///{workdir / 'bench.db'}"]
     )
-    return ["make", "-s", "--no-print-directory", "run", f"PORT={port}", "API_KEY=bench-key", f"ARGS={args}"]
+    return ["make", "-s", "--no-print-directory", "run", f"PORT={port}", f"API_KEY={KEY}", f"ARGS={args}"]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -144,13 +145,19 @@ def cpu_seconds(pid: int) -> float:
 
 
 def front_pid(pid: int) -> int:
-    """The HTTP server process: pid itself, or the child `make run` started (whose CPU is what counts)."""
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return pid
-    return int(children[0]) if cmdline.startswith(b"make") and children else pid
+    """The HTTP server process: pid itself, or the `vresponses serve` below `make run` (whose CPU is what counts)."""
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            argv = Path(f"/proc/{current}/cmdline").read_bytes().split(b"\0")
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        if not argv[0].endswith(b"make") and not argv[0].endswith(b"sh"):
+            return current
+        todo.extend(int(c) for c in children)
+    return pid
 
 
 def log_tail(path: Path, lines: int = 60) -> str:
@@ -310,7 +317,9 @@ async def drive(base: str, server: str, concurrency: int, requests: int, tokens:
             samples.append(await one(client, path, body))
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(600.0), limits=limits) as client:
+    # vLLM's server ignores the header (it runs without --api-key); ours requires it, as make run does.
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(600.0), limits=limits, headers=headers) as client:
         start = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         wall = time.perf_counter() - start
