@@ -4,6 +4,8 @@ on them) and `make soak` (which prints them)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
 import os
 import signal
@@ -11,6 +13,7 @@ import sqlite3
 import statistics
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +71,17 @@ def engine_core(server_pid: int) -> int:
         except OSError:
             continue
     raise AssertionError("no engine core process below the server")
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No garbage collection in this (the client's) process inside the block: a full collection here stops every
+    client at once for ~0.1 s, which would be timed as the server's latency."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def rss_mb(pid: int) -> float:
@@ -197,31 +211,35 @@ async def overload(url: str, key: str, server_pid: int, clients: int, seconds: f
     health_ms: list[float] = []
     missing_retry_after = health_not_ok = 0
     rss_before = rss_mb(server_pid)
-    deadline = time.monotonic() + seconds
 
-    async with httpx.AsyncClient(timeout=120) as client:
+    # One client per user, each keeping its connection open, all made before the clock starts: making an httpx client
+    # loads the CA bundle (~40 ms of this loop's time each), which inside the ramp would be timed as the server's.
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(httpx.AsyncClient(timeout=120))
+        own_clients = [await stack.enter_async_context(httpx.AsyncClient(timeout=120)) for _ in range(clients)]
+        deadline = time.monotonic() + seconds
 
         async def user(i: int) -> None:
             nonlocal missing_retry_after
             # Clients arrive over the first second, as load ramps up, rather than as one thundering herd.
             await asyncio.sleep(i / clients)
             first = True
-            async with httpx.AsyncClient(timeout=120) as own:  # one connection per client, kept open
-                while time.monotonic() < deadline:
-                    began = time.perf_counter()
-                    request = body(f"Count to ten, {i}.", 24)
-                    r = await own.post(url + "/v1/responses", json=request, headers=headers(key))
-                    elapsed = (time.perf_counter() - began) * 1000
-                    statuses[r.status_code] += 1
-                    if r.status_code == 429:
-                        refusal_ms.append(elapsed)
-                        if not first:
-                            steady_refusal_ms.append(elapsed)
-                        missing_retry_after += "retry-after" not in r.headers
-                        await asyncio.sleep(float(r.headers.get("retry-after", 1)))
-                    elif r.status_code == 200:
-                        served_ms.append(elapsed)
-                    first = False
+            own = own_clients[i]
+            while time.monotonic() < deadline:
+                began = time.perf_counter()
+                request = body(f"Count to ten, {i}.", 24)
+                r = await own.post(url + "/v1/responses", json=request, headers=headers(key))
+                elapsed = (time.perf_counter() - began) * 1000
+                statuses[r.status_code] += 1
+                if r.status_code == 429:
+                    refusal_ms.append(elapsed)
+                    if not first:
+                        steady_refusal_ms.append(elapsed)
+                    missing_retry_after += "retry-after" not in r.headers
+                    await asyncio.sleep(float(r.headers.get("retry-after", 1)))
+                elif r.status_code == 200:
+                    served_ms.append(elapsed)
+                first = False
 
         async def prober() -> None:
             nonlocal health_not_ok
@@ -233,7 +251,8 @@ async def overload(url: str, key: str, server_pid: int, clients: int, seconds: f
                 await asyncio.sleep(0.02)
 
         began = time.monotonic()
-        await asyncio.gather(prober(), *(user(i) for i in range(clients)))
+        with collector_paused():
+            await asyncio.gather(prober(), *(user(i) for i in range(clients)))
     return LoadFigures(
         seconds=time.monotonic() - began,
         clients=clients,
@@ -246,6 +265,85 @@ async def overload(url: str, key: str, server_pid: int, clients: int, seconds: f
         health_not_ok=health_not_ok,
         rss_before_mb=rss_before,
         rss_after_mb=rss_mb(server_pid),
+    )
+
+
+# -- a frozen engine -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FrozenFigures:
+    """What `frozen_engine` measured."""
+
+    admitted: int
+    refusal_statuses: Counter[int]
+    refusal_ms: list[float]
+    health_status: int
+    health_ms: float
+    admitted_statuses: Counter[int]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "admitted": self.admitted,
+            "refusal_statuses": dict(self.refusal_statuses),
+            "429_ms_p50/max": [round(percentile(self.refusal_ms, 50), 1), round(max(self.refusal_ms, default=0), 1)],
+            "health": [self.health_status, round(self.health_ms, 1)],
+            "admitted_after_thaw": dict(self.admitted_statuses),
+        }
+
+
+def admitted_now(metrics: httpx.Response) -> float:
+    """The server's count of admitted, unfinished requests, read from its /metrics."""
+    for line in metrics.text.splitlines():
+        if line.startswith("vresponses_admitted_requests "):
+            return float(line.split()[1])
+    raise AssertionError("no vresponses_admitted_requests in /metrics")
+
+
+async def frozen_engine(url: str, key: str, server_pid: int, admitted: int, extra: int) -> FrozenFigures:
+    """SIGSTOP the engine core, fill every admitted slot, then send `extra` more requests and /health: each is
+    answered while the engine cannot make a step, so nothing in them waits on it. The engine is resumed at the end."""
+    core = engine_core(server_pid)
+    os.kill(core, signal.SIGSTOP)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            held = await stack.enter_async_context(httpx.AsyncClient(timeout=300))
+            # A refusal that waited on the engine would wait for good: the timeout turns that into a failure.
+            quick = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
+            holders = [
+                asyncio.create_task(held.post(url + "/v1/responses", json=body(f"Say {i}.", 4), headers=headers(key)))
+                for i in range(admitted)
+            ]
+            deadline = time.monotonic() + 60
+            while admitted_now(await quick.get(url + "/metrics", headers=headers(key))) < admitted:
+                assert time.monotonic() < deadline, "the requests were never all admitted"
+                await asyncio.sleep(0.1)
+
+            async def timed(coro: Any) -> tuple[int, float]:
+                began = time.perf_counter()
+                r = await coro
+                return r.status_code, (time.perf_counter() - began) * 1000
+
+            with collector_paused():
+                refused = await asyncio.gather(
+                    *(
+                        timed(quick.post(url + "/v1/responses", json=body("More?", 4), headers=headers(key)))
+                        for _ in range(extra)
+                    )
+                )
+                health_status, health_ms = await timed(quick.get(url + "/health"))
+            os.kill(core, signal.SIGCONT)
+            done = await asyncio.gather(*holders)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(core, signal.SIGCONT)
+    return FrozenFigures(
+        admitted=admitted,
+        refusal_statuses=Counter(status for status, _ in refused),
+        refusal_ms=[ms for _, ms in refused],
+        health_status=health_status,
+        health_ms=health_ms,
+        admitted_statuses=Counter(r.status_code for r in done),
     )
 
 

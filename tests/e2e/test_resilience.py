@@ -106,20 +106,27 @@ def test_keys_rotate_through_the_key_file(loaded: Server, key_file: Path) -> Non
 
 
 async def test_four_times_the_admitted_load_is_refused_fast(loaded: Server) -> None:
-    # The latency targets (429 < 50 ms, /health p99 < 100 ms) are judged by `make soak` on a quiet machine:
-    # this test shares two cores with its own and other engines. Its bounds still catch what matters, a refusal or
-    # a health check that waits on the engine: served requests take seconds here.
+    # The latency targets (429 p99 < 50 ms, /health p99 < 100 ms) are judged by `make soak` on a quiet machine
+    # (met here: 429 p99 23-33 ms, /health p99 12-14 ms); this test shares two cores with its own engine, so its bounds
+    # are ten times looser, still far below a served request (seconds here), which a refusal that waited would take.
     figures = await faults.overload(loaded.url, KEY, loaded.pid, clients=4 * ADMITTED, seconds=15)
     print("overload:", figures.summary())
     assert set(figures.statuses) <= {200, 429} and figures.statuses[200] and figures.statuses[429]
     assert figures.refusals_without_retry_after == 0
-    assert faults.percentile(figures.steady_refusal_ms, 50) < 50
-    # p90, not p99: on two oversubscribed cores the scheduler alone can hold the server off the CPU for most of a
-    # second once or twice a run, which p99 of ~300 refusals would read as the rule; waiting on the engine is not.
-    assert faults.percentile(figures.steady_refusal_ms, 90) < min(500, faults.percentile(figures.served_ms, 50) / 4)
+    assert faults.percentile(figures.refusal_ms, 50) < 50 and faults.percentile(figures.refusal_ms, 99) < 500
     assert faults.percentile(figures.health_ms, 50) < 50 and faults.percentile(figures.health_ms, 99) < 500
     assert figures.health_not_ok == 0
     assert figures.rss_after_mb - figures.rss_before_mb < 200
+
+
+async def test_refusals_and_health_never_wait_on_the_engine(loaded: Server) -> None:
+    # With the engine core stopped, anything that waited on it would never be answered: the timing-free proof.
+    figures = await faults.frozen_engine(loaded.url, KEY, loaded.pid, admitted=ADMITTED, extra=4 * ADMITTED)
+    print("frozen engine:", figures.summary())
+    assert figures.refusal_statuses == {429: 4 * ADMITTED}
+    assert max(figures.refusal_ms) < 2000  # all 32 at once, each on a new connection: ~70 ms here
+    assert figures.health_status == 200
+    assert figures.admitted_statuses == {200: ADMITTED}  # nothing admitted was lost while the engine stood still
 
 
 async def test_sigterm_drains_then_exits_zero(loaded: Server) -> None:
