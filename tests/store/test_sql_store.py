@@ -117,6 +117,20 @@ async def test_concurrent_first_opens_migrate_once(fresh_url: str) -> None:
         await asyncio.gather(*(s.close() for s in stores))
 
 
+async def test_processes_opening_a_new_sqlite_file_together_all_start(tmp_path: Path) -> None:
+    # Switching a new file to WAL is refused at once (SQLite's busy handler does not wait for it) while another
+    # opener holds a lock: before use_wal retried, about one round in ten failed one of its four opens.
+    for round_ in range(30):
+        stores = [SqlStore(f"sqlite:///{tmp_path}/new-{round_}.db") for _ in range(4)]
+        try:
+            results = await asyncio.gather(*(s.open() for s in stores), return_exceptions=True)
+            assert [r for r in results if r is not None] == [], f"round {round_}"
+            async with stores[0].engine.connect() as conn:
+                assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
+        finally:
+            await asyncio.gather(*(s.close() for s in stores))
+
+
 async def test_secret_survives_reopen_and_is_remade_if_deleted(fresh_url: str) -> None:
     store = SqlStore(fresh_url)
     await store.open()

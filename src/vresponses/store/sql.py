@@ -12,9 +12,11 @@ silently change the conversation a child continues.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import secrets
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -194,12 +196,11 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
         # atomic) and only ever issues a deferred BEGIN; the "begin" hook below issues ours instead.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        # WAL lets readers run beside the writer; NORMAL skips the fsync per commit that WAL makes
-        # unnecessary for integrity (a power cut may lose the last commits, never corrupt the file).
+        # NORMAL skips the fsync per commit that WAL (set once per file by use_wal) makes unnecessary for
+        # integrity: a power cut may lose the last commits, never corrupt the file.
         for pragma in (
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA synchronous=NORMAL",
             f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            "PRAGMA synchronous=NORMAL",
             "PRAGMA foreign_keys=ON",
         ):
             cur.execute(pragma)
@@ -215,6 +216,24 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
             conn.exec_driver_sql(begin)
 
     return engine
+
+
+async def use_wal(engine: AsyncEngine) -> None:
+    """Put the SQLite file in WAL mode (readers beside the writer), waiting out other processes doing the same."""
+    if engine.url.database in (None, "", ":memory:"):
+        return
+    # The switch needs the file to itself, and SQLite refuses it at once, without its busy handler, while another
+    # connection holds a lock: processes opening a new file together must retry. The mode then stays with the file.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            async with engine.execution_options(**{_BEGIN: None}).connect() as conn:
+                await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.02)
 
 
 def create_engine(url: URL) -> AsyncEngine:
@@ -303,6 +322,8 @@ class SqlStore:
         with _translated("open"):
             engine = create_engine(self._url)
             try:
+                if self.dialect == "sqlite":
+                    await use_wal(engine)
                 await migrate.upgrade(engine)
             except BaseException:
                 await engine.dispose()
