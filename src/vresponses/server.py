@@ -65,7 +65,7 @@ class Server(uvicorn.Server):
 def freeze_heap() -> None:
     """Move every object alive now out of the collector's sight, as vLLM's own server does once it has started."""
     # The process holds ~700k long-lived objects (torch, transformers, the tokenizer); a full collection walks them all
-    # and stops the event loop for 0.4-1.5 s here, stalling every stream, /health and every 429 at once.
+    # and stopped the event loop for ~0.4 s here (more on a busy machine), stalling every stream, /health and 429.
     gc.collect()
     gc.freeze()
 
