@@ -20,9 +20,10 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.server import Server
+from tests.e2e.server import Server, gauge
 
 MODEL = "SmolLM2-135M-Instruct"
+ADMITTED_GAUGE = "vresponses_admitted_requests"
 LONG = "Write a very long story about a lighthouse keeper and the sea, chapter by chapter."
 
 
@@ -292,14 +293,6 @@ class FrozenFigures:
         }
 
 
-def admitted_now(metrics: httpx.Response) -> float:
-    """The server's count of admitted, unfinished requests, read from its /metrics."""
-    for line in metrics.text.splitlines():
-        if line.startswith("vresponses_admitted_requests "):
-            return float(line.split()[1])
-    raise AssertionError("no vresponses_admitted_requests in /metrics")
-
-
 async def frozen_engine(url: str, key: str, server_pid: int, admitted: int, extra: int) -> FrozenFigures:
     """SIGSTOP the engine core, fill every admitted slot, then send `extra` more requests and /health: each is
     answered while the engine cannot make a step, so nothing in them waits on it. The engine is resumed at the end."""
@@ -315,7 +308,7 @@ async def frozen_engine(url: str, key: str, server_pid: int, admitted: int, extr
                 for i in range(admitted)
             ]
             deadline = time.monotonic() + 60
-            while admitted_now(await quick.get(url + "/metrics", headers=headers(key))) < admitted:
+            while gauge((await quick.get(url + "/metrics", headers=headers(key))).text, ADMITTED_GAUGE) < admitted:
                 assert time.monotonic() < deadline, "the requests were never all admitted"
                 await asyncio.sleep(0.1)
 

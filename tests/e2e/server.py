@@ -38,6 +38,14 @@ def _argv(pid: int) -> list[str]:
         return []
 
 
+def gauge(metrics: str, name: str) -> float:
+    """One unlabelled gauge's value from a /metrics text."""
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
 def wait_healthy(proc: subprocess.Popen[bytes], url: str, timeout: float, what: str) -> bool:
     """Poll url/health until it answers 200 (True) or timeout passes (False); raise if proc exits first."""
     deadline = time.monotonic() + timeout
@@ -150,8 +158,5 @@ class Server:
 
     def unfinished(self) -> float:
         """The engine's unfinished request count, from /metrics."""
-        text = httpx.get(self.url + "/metrics", headers={"Authorization": f"Bearer {self.key}"}).text
-        for line in text.splitlines():
-            if line.startswith("vresponses_engine_unfinished_requests "):
-                return float(line.split()[1])
-        raise AssertionError("metric missing")
+        metrics = httpx.get(self.url + "/metrics", headers={"Authorization": f"Bearer {self.key}"}).text
+        return gauge(metrics, "vresponses_engine_unfinished_requests")

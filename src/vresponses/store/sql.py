@@ -179,8 +179,12 @@ def _row(r: Row[Any]) -> StoredResponse:
     )
 
 
+def _in_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
 def _sqlite_engine(url: URL) -> AsyncEngine:
-    memory = url.database in (None, "", ":memory:")
+    memory = _in_memory(url)
     if not memory and not url.query.get("uri"):
         Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
     # hide_parameters: a logged traceback must not carry response bodies (user content) along.
@@ -220,7 +224,7 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
 
 async def use_wal(engine: AsyncEngine) -> None:
     """Put the SQLite file in WAL mode (readers beside the writer), waiting out other processes doing the same."""
-    if engine.url.database in (None, "", ":memory:"):
+    if _in_memory(engine.url):
         return
     # The switch needs the file to itself, and SQLite refuses it at once, without its busy handler, while another
     # connection holds a lock: processes opening a new file together must retry. The mode then stays with the file.
