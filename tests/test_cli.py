@@ -1,4 +1,5 @@
-"""`vresponses serve` options reach the settings: keys from flags and the environment together, blank refused."""
+"""`vresponses serve` options reach the settings: keys from flags and the environment together, blank refused; the
+engine's CPU priority."""
 
 from __future__ import annotations
 
@@ -32,3 +33,15 @@ def test_a_blank_key_in_the_environment_refuses_to_start(
     monkeypatch.setenv("VRESPONSES_API_KEY", "  ")
     result = CliRunner().invoke(cli.app, ["serve", "--kv-cache-memory", "1GiB"])
     assert result.exit_code == 2 and "empty" in result.output and not started
+
+
+def test_the_engine_runs_below_the_server_on_cpu_unless_told_otherwise(
+    started: list[cli.Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for args in ([], ["--engine-nice", "3"]):
+        result = CliRunner().invoke(cli.app, ["serve", "--kv-cache-memory", "1GiB", *args])
+        assert result.exit_code == 0, result.output
+    monkeypatch.setattr(cli, "_cuda", lambda: True)
+    result = CliRunner().invoke(cli.app, ["serve", "--kv-cache-memory", "1GiB"])
+    assert result.exit_code == 0, result.output
+    assert [s.engine.nice for s in started] == [10, 3, 0]  # on a GPU vLLM's processes keep their priority

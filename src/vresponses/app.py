@@ -36,16 +36,18 @@ log = logging.getLogger(__name__)
 
 
 def start_engine(settings: Settings) -> Engine:
-    """Start the in-process vLLM engine (its processes die with this one), or connect to the configured replicas."""
+    """Start the in-process vLLM engine (its processes die with this one and run below it in CPU priority), or
+    connect to the configured replicas."""
     if settings.remote is not None:
         from vresponses.engines.remote import RemoteEngine
 
         return RemoteEngine.start(settings.remote)
-    from vresponses.engines import lifeline
+    from vresponses.engines import lifeline, priority
     from vresponses.engines.vllm_local import VllmEngine
 
     assert settings.engine.model, "the CLI resolves the model before starting the engine"
     lifeline.install()
+    priority.install(settings.engine.nice)
     return VllmEngine.start(settings.engine)
 
 

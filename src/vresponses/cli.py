@@ -146,6 +146,14 @@ def serve(
         typer.Option(help="KV-cache size, e.g. 2GiB. Default on CPU: 25% of available memory, at most 8 GiB."),
     ] = None,
     enforce_eager: Annotated[bool, typer.Option(help="Skip graph compilation: faster start.")] = False,
+    engine_nice: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=19,
+            help="The engine processes' CPU priority below the server's (nice). Default: 10 on CPU, 0 on GPU.",
+        ),
+    ] = None,
     max_num_seqs: Annotated[int | None, typer.Option()] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     trust_remote_code: Annotated[bool, typer.Option()] = False,
@@ -233,6 +241,8 @@ def serve(
         seed=seed,
         trust_remote_code=trust_remote_code,
         extra=extra,
+        # On CPU the engine's threads take every core; the server must still answer at once (engines/priority.py).
+        nice=(0 if cuda else 10) if engine_nice is None else engine_nice,
     )
     remote = None
     if engine_url:

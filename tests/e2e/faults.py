@@ -63,6 +63,17 @@ def descendants(pid: int) -> list[int]:
     return [p for p in found if alive(p)]
 
 
+def niceness(pid: int) -> set[int]:
+    """The nice values of every thread of one process."""
+    values = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            values.add(int((task / "stat").read_text().rsplit(")", 1)[1].split()[16]))
+        except (OSError, IndexError, ValueError):
+            continue
+    return values
+
+
 def engine_core(server_pid: int) -> int:
     """The pid of the server's vLLM engine core process."""
     for pid in descendants(server_pid):

@@ -8,6 +8,7 @@ in-process, and is then SIGKILLed; the second serves the key, load and drain sce
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -73,6 +74,11 @@ async def test_engine_death_fails_everything_in_flight_then_the_engine_restarts(
     assert figures.stored_intact
     assert figures.orphans == []  # the killed core's worker went with it
     assert figures.after_recovery_status.startswith("200 ")
+    # The restarted engine runs below the server too (make run's default on CPU), so HTTP stays ahead of it.
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    core = faults.engine_core(faulty.pid)
+    assert [faults.niceness(pid) for pid in (core, *faults.descendants(core))] == [{max(base, 10)}] * 2  # + worker
+    assert faults.niceness(faulty.pid) == {base}
 
 
 def test_sigkill_of_the_server_leaves_no_engine_process(faulty: Server) -> None:

@@ -44,6 +44,8 @@ class VllmOptions:
     seed: int | None = None
     trust_remote_code: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # The engine processes' nice value (engines/priority.py); not a vLLM option.
+    nice: int = 0
 
 
 class VllmEngine:
