@@ -20,7 +20,8 @@ _installed = False
 
 
 def install(nice: int) -> None:
-    """Lower every engine process this server starts from now on by `nice`; 0 leaves them as they are."""
+    """Run every engine process this server starts from now on at nice value `nice` (or the higher one it has);
+    0 leaves them as they are."""
     global _installed
     if nice <= 0 or _installed or not hasattr(os, "register_at_fork"):
         return
